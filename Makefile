@@ -1,0 +1,16 @@
+# The two commands of the README. Each installs what it needs first (idempotent).
+.PHONY: run test install install-test
+
+ARGS ?=
+
+run: install            ## serve Summit Photos at http://127.0.0.1:8000 (stage 1, embedded)
+	.venv/bin/summit up $(ARGS)
+
+test: install-test      ## the whole test suite, with every engine it needs
+	.venv/bin/python -m pytest -n auto $(ARGS)
+
+install:
+	@scripts/install.sh
+
+install-test:
+	@scripts/install.sh --test

@@ -1,0 +1,167 @@
+"""Blueprint model and loading.
+
+Precedence, lowest first: the stage preset (``presets.toml``), the blueprint file
+(``summit.toml``), environment variables (``SUMMIT_<SECTION>__<KEY>``), then explicit overrides
+(command-line options). Unknown keys are errors that name the key, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "SUMMIT_"
+DEFAULT_FILE = "summit.toml"
+
+
+class BlueprintError(ValueError):
+    """The blueprint is invalid; the message names the file, the key and what to fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Ports(_Section):
+    sql: str = Field(description="URL of the relational database (sql port)")
+    objects: str = Field(description="URL of the object store (objects port)")
+    cache: str = Field(description="URL of the cache (cache port)")
+    queue: str = Field(description="URL of the work queue (queue port)")
+
+
+class Server(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+
+
+class Auth(_Section):
+    token_ttl_seconds: int = Field(24 * 3600, ge=60, le=30 * 24 * 3600)
+    cookie_secure: bool = False  # set true behind TLS
+
+
+class Uploads(_Section):
+    max_photo_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(50_000_000, ge=10_000)
+
+
+class Worker(_Section):
+    # run queue consumers inside the web process (stage 1); later stages run a worker tier
+    in_process: bool = True
+    concurrency: int = Field(2, ge=1, le=64)
+
+
+class Blueprint(_Section):
+    stage: str = "1"
+    description: str = ""
+    data_dir: Path = Path(".summit")
+    ports: Ports
+    server: Server = Server()
+    auth: Auth = Auth()
+    uploads: Uploads = Uploads()
+    worker: Worker = Worker()
+
+    @field_validator("stage")
+    @classmethod
+    def _known_stage(cls, value: str) -> str:
+        if value not in stage_names():
+            raise ValueError(f"unknown stage {value!r}; the stages are: {', '.join(stage_names())}")
+        return value
+
+    def port_url(self, port: str) -> str:
+        return getattr(self.ports, port).replace("{data_dir}", str(self.data_dir))
+
+
+def _presets() -> dict[str, Any]:
+    text = resources.files("summit.blueprint").joinpath("presets.toml").read_text()
+    return tomllib.loads(text)["stages"]
+
+
+def stage_names() -> list[str]:
+    return list(_presets())
+
+
+def _preset(stage: str) -> dict[str, Any]:
+    presets = _presets()
+    if stage not in presets:
+        raise BlueprintError(f"unknown stage {stage!r}; the stages are: {', '.join(presets)}")
+    preset = dict(presets[stage])
+    base = preset.pop("base", None)
+    return _merge(_preset(base), preset) if base else preset
+
+
+def _merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    out = dict(low)
+    for key, value in high.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, Any]:
+    """SUMMIT_STAGE=10k, SUMMIT_PORTS__SQL=postgresql://... -> nested dict (keys lower-cased)."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise BlueprintError(f"environment variable {name} conflicts with another SUMMIT_ variable")
+        node[path[-1]] = value
+    return tree
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid blueprint ({source}):"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}': remove it or check its spelling")
+        elif item["type"] == "missing":
+            lines.append(f"  missing key '{key}'")
+        else:
+            lines.append(f"  '{key}': {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_blueprint(
+    path: str | Path | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Blueprint:
+    """Load the blueprint: preset < file < environment < overrides.
+
+    ``path`` None means ``$SUMMIT_CONFIG`` or ``./summit.toml`` if it exists; defaults otherwise.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    explicit = path is not None or "SUMMIT_CONFIG" in environ
+    file = Path(path or environ.get("SUMMIT_CONFIG") or DEFAULT_FILE)
+    from_file: dict[str, Any] = {}
+    if file.is_file():
+        try:
+            from_file = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise BlueprintError(f"{file}: not valid TOML: {error}") from error
+    elif explicit:
+        raise BlueprintError(f"blueprint file {file} does not exist")
+    layers = [from_file, _from_env(environ), overrides or {}]
+    stage = "1"
+    for layer in layers:
+        stage = str(layer.get("stage", stage))
+    merged = _preset(stage)
+    for layer in layers:
+        merged = _merge(merged, layer)
+    merged["stage"] = stage
+    sources = ", ".join(s for s, used in ((str(file), from_file), ("environment", layers[1])) if used) or "defaults"
+    try:
+        return Blueprint.model_validate(merged)
+    except ValidationError as error:
+        raise BlueprintError(_describe(error, sources)) from None

@@ -1,0 +1,89 @@
+"""The objects port: named blobs with a content type (S3's model, reduced to what apps use).
+
+Keys are '/'-separated paths of printable characters. ``put`` is atomic: a reader sees the old
+object or the new one, never a part. ``delete`` of a missing key is not an error (as in S3).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+MAX_KEY_BYTES = 1024
+
+
+class ObjectError(Exception):
+    """Base of the objects port's errors; adapters wrap their driver's errors in it."""
+
+
+class ObjectNotFound(ObjectError, KeyError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"no object with key {self.key!r}"
+
+
+class InvalidKey(ObjectError, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str
+    etag: str  # a hash of the content, quoted the way HTTP ETags are not: just the hex digest
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    info: ObjectInfo
+    data: bytes
+
+
+def validate_key(key: str) -> str:
+    """Reject keys that are empty, too long, absolute, or that climb out with '..'."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKey("object key must be a non-empty string")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise InvalidKey(f"object key is longer than {MAX_KEY_BYTES} bytes")
+    if key.startswith("/") or key.endswith("/") or "//" in key:
+        raise InvalidKey(f"object key {key!r} must not start or end with '/' or contain '//'")
+    if any(part in (".", "..") for part in key.split("/")):
+        raise InvalidKey(f"object key {key!r} must not contain '.' or '..' segments")
+    if any(ord(c) < 32 or c in "\\\x7f" for c in key):
+        raise InvalidKey(f"object key {key!r} contains a control character or a backslash")
+    return key
+
+
+class ObjectStore(abc.ABC):
+    """Store and fetch objects by key."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str) -> ObjectStore: ...
+
+    @abc.abstractmethod
+    async def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Store ``data`` under ``key``, replacing what was there, atomically."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> StoredObject:
+        """Return the object; raise ObjectNotFound if there is none."""
+
+    @abc.abstractmethod
+    async def head(self, key: str) -> ObjectInfo:
+        """Return the object's metadata without its data; raise ObjectNotFound if there is none."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove the object; a missing key is not an error."""
+
+    @abc.abstractmethod
+    async def list(self, prefix: str = "", *, after: str = "", limit: int = 1000) -> list[ObjectInfo]:
+        """Objects whose key starts with ``prefix`` and sorts after ``after``, in key order."""
+
+    async def close(self) -> None:
+        """Release connections; the store is not used after this."""

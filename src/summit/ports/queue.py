@@ -1,0 +1,90 @@
+"""The queue port: durable work queues with SQS semantics.
+
+- At-least-once: a received message stays invisible for ``visibility_timeout`` seconds; unless it
+  is acknowledged in that time it becomes visible again and is delivered again.
+- Each receive gets a fresh receipt; only the latest receipt of a message can ack or release it.
+- A message received more than ``max_receives`` times is moved to the dead-letter queue
+  ``<queue>.dead`` instead of being delivered again (SQS's maxReceiveCount).
+- Queues exist on first use; names are 1-80 characters of letters, digits, '-', '_' and '.'.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+
+DEAD_SUFFIX = ".dead"
+DEFAULT_MAX_RECEIVES = 5
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+
+
+class QueueError(Exception):
+    """Base of the queue port's errors; adapters wrap their driver's errors in it."""
+
+
+class ReceiptInvalid(QueueError):
+    """The receipt is unknown or stale (the message was received again, or already acked)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    body: bytes
+    receipt: str
+    receive_count: int
+    sent_at: float  # unix seconds
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    visible: int  # ready to be received now
+    in_flight: int  # received, not yet acked, still invisible
+    delayed: int  # sent with a delay that has not passed yet
+
+
+def dead_letter_queue(name: str) -> str:
+    return name + DEAD_SUFFIX
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise QueueError(f"invalid queue name {name!r}: use 1-80 letters, digits, '-', '_' or '.'")
+    return name
+
+
+class Queue(abc.ABC):
+    max_receives: int = DEFAULT_MAX_RECEIVES
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str) -> Queue: ...
+
+    @abc.abstractmethod
+    async def send(self, queue: str, body: bytes, *, delay: float = 0.0) -> str:
+        """Enqueue ``body``; it becomes visible after ``delay`` seconds. Returns the message id."""
+
+    @abc.abstractmethod
+    async def receive(
+        self, queue: str, *, max_messages: int = 1, visibility_timeout: float = 30.0, wait: float = 0.0
+    ) -> list[Message]:
+        """Up to ``max_messages`` visible messages, oldest first; waits up to ``wait`` seconds for one."""
+
+    @abc.abstractmethod
+    async def ack(self, queue: str, receipt: str) -> None:
+        """Delete the received message; raise ReceiptInvalid if the receipt is stale."""
+
+    @abc.abstractmethod
+    async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> None:
+        """Make the received message visible again after ``delay`` seconds (a negative ack)."""
+
+    @abc.abstractmethod
+    async def stats(self, queue: str) -> QueueStats:
+        """Counts of the queue's messages by state."""
+
+    @abc.abstractmethod
+    async def purge(self, queue: str) -> None:
+        """Delete every message of the queue."""
+
+    async def close(self) -> None:
+        """Release connections; the queue is not used after this."""
