@@ -43,6 +43,10 @@ class Server(_Section):
 class Auth(_Section):
     token_ttl_seconds: int = Field(24 * 3600, ge=60, le=30 * 24 * 3600)
     cookie_secure: bool = False  # set true behind TLS
+    # argon2id cost (RFC 9106 "second recommended" profile by default); hashes made with other
+    # parameters are upgraded at the next successful log-in
+    argon2_time_cost: int = Field(3, ge=1, le=20)
+    argon2_memory_kib: int = Field(65536, ge=1024, le=4 * 1024 * 1024)
 
 
 class Uploads(_Section):

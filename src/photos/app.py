@@ -1,0 +1,197 @@
+"""The ASGI application: ``create_app()`` builds Summit Photos on the platform a blueprint names.
+
+    granian --interface asgi --factory photos.app:create_app
+
+Start-up migrates the database (Alembic), opens the ports, and at stage 1 runs the queue
+consumers (thumbnails, object clean-up) inside this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from summit.blueprint import Blueprint, load_blueprint
+from summit.platform import Platform
+from summit.ports import InvalidKey, ObjectNotFound
+from summit.security.passwords import PasswordHasher
+from summit.security.tokens import TokenService
+from summit.web import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
+from summit.web.logs import configure_logging
+from summit.web.metrics import HttpMetrics
+from summit.workers import Worker
+
+from photos import migrations
+from photos.api import router as api_router
+from photos.api.idempotency import IdempotencyMiddleware
+from photos.api.responses import JSON
+from photos.errors import AppError
+from photos.services import Context
+from photos.services.accounts import OBJECT_CLEANUP_QUEUE
+from photos.services.posts import THUMBNAIL_QUEUE, make_thumbnails, pending_thumbnails, request_thumbnails
+from photos.web import router as web_router
+from photos.web.pages import render_error
+
+log = logging.getLogger("photos")
+HERE = Path(__file__).parent
+MEDIA_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def create_app(blueprint: Blueprint | None = None) -> FastAPI:
+    blueprint = blueprint or load_blueprint()
+    configure_logging()
+    metrics = HttpMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        platform = Platform.from_blueprint(blueprint)
+        await asyncio.to_thread(migrations.upgrade, platform.db.sync_url)
+        ctx = Context(
+            platform=platform,
+            tokens=TokenService.from_data_dir(blueprint.data_dir, ttl_seconds=blueprint.auth.token_ttl_seconds),
+            passwords=PasswordHasher(time_cost=blueprint.auth.argon2_time_cost, memory_cost=blueprint.auth.argon2_memory_kib),
+        )
+        app.state.ctx = ctx
+        worker = None
+        if blueprint.worker.in_process:
+            worker = build_worker(ctx)
+            await worker.start()
+            for post_id in await pending_thumbnails(ctx):  # posts whose job was lost before a crash
+                await request_thumbnails(ctx, post_id)
+        app.state.worker = worker
+        log.info("started", extra={"stage": blueprint.stage, "data_dir": str(blueprint.data_dir)})
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop(timeout=10)
+            await platform.close()
+
+    app = FastAPI(
+        title="Summit Photos",
+        version="1.0",
+        description="The reference application of summit: photo sharing, the same code at every stage.",
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        # FastAPI's OpenTelemetry hooks: off (summit keeps its own metrics; nothing is exported)
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False},
+    )
+    app.state.metrics = metrics
+    app.include_router(api_router)
+    app.include_router(web_router)
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+    app.mount("/static", StaticFiles(packages=[("photos.web", "static")]), name="static")
+    _add_platform_routes(app, metrics)
+    _add_error_handlers(app)
+
+    # outermost last: request context wraps everything, so even a 413 gets an id and a log line
+    app.add_middleware(IdempotencyMiddleware)
+    upload_limit = blueprint.uploads.max_photo_bytes + 256 * 1024  # room for the multipart envelope
+    is_upload = lambda method, path: method in ("POST", "PUT") and (path in ("/api/v1/posts", "/api/v1/me/avatar", "/posts", "/settings/avatar"))  # noqa: E731
+    app.add_middleware(BodyLimitMiddleware, default=1024 * 1024, limits=[(is_upload, upload_limit)])
+    app.add_middleware(SecurityHeadersMiddleware, hsts=blueprint.auth.cookie_secure)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+def build_worker(ctx: Context) -> Worker:
+    blueprint = ctx.platform.blueprint
+    worker = Worker(ctx.queue, concurrency=blueprint.worker.concurrency, visibility_timeout=120)
+
+    async def thumbnails(body: bytes) -> None:
+        await make_thumbnails(ctx, int(orjson.loads(body)["post_id"]))
+
+    async def delete_objects(body: bytes) -> None:
+        for key in orjson.loads(body)["keys"]:
+            await ctx.objects.delete(key)
+
+    worker.add_handler(THUMBNAIL_QUEUE, thumbnails)
+    worker.add_handler(OBJECT_CLEANUP_QUEUE, delete_objects)
+    return worker
+
+
+def _add_platform_routes(app: FastAPI, metrics: HttpMetrics) -> None:
+    @app.get("/healthz", tags=["operations"])
+    async def healthz(request: Request) -> Response:
+        """Liveness and readiness: the database answers."""
+        await request.app.state.ctx.db.ping()
+        return JSON({"status": "ok", "stage": request.app.state.ctx.platform.blueprint.stage})
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/media/{key:path}", tags=["media"], responses={200: {"content": {"image/*": {}}}, 404: {}})
+    async def media(key: str, request: Request) -> Response:
+        """Photos and thumbnails, by their unguessable immutable key: cacheable for a year."""
+        if request.headers.get("if-none-match", "").strip('"') == key.rsplit("/", 1)[-1]:
+            return Response(status_code=304, headers={"cache-control": MEDIA_CACHE_CONTROL})
+        try:
+            stored = await request.app.state.ctx.objects.get(key)
+        except (ObjectNotFound, InvalidKey):
+            return JSON({"error": {"code": "not_found", "message": "no such photo"}, "request_id": request_id()}, status_code=404)
+        return Response(
+            stored.data,
+            media_type=stored.info.content_type,
+            headers={"cache-control": MEDIA_CACHE_CONTROL, "etag": f'"{key.rsplit("/", 1)[-1]}"'},
+        )
+
+    @app.get("/api/v1/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return HTMLResponse((HERE / "web" / "templates" / "apidocs.html").read_text())
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/media/", "/healthz", "/metrics")) and "text/html" in request.headers.get("accept", "")
+
+
+def _error_response(request: Request, status: int, code: str, message: str, field: str | None = None) -> Response:
+    if _wants_html(request):
+        return render_error(request, status, message)
+    error = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return JSON({"error": error, "request_id": request_id()}, status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, error: AppError) -> Response:
+        return _error_response(request, error.status, error.code, error.message, error.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        problems = error.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return _error_response(request, 400, "bad_json", "the request body is not valid JSON")
+        first = problems[0] if problems else {}
+        where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
+        field = ".".join(where) or None
+        messages = "; ".join(
+            f"{'.'.join(str(p) for p in q.get('loc', ())[1:]) or 'body'}: {q.get('msg', 'invalid')}" for q in problems[:5]
+        )
+        return _error_response(request, 422, "invalid", messages, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        message = error.detail if isinstance(error.detail, str) else "bad request"
+        if error.status_code == 404:
+            message = "no such page" if _wants_html(request) else f"no route {request.method} {request.url.path}"
+        response = _error_response(request, error.status_code, codes.get(error.status_code, "error"), message)
+        if error.headers:
+            response.headers.update(error.headers)
+        return response

@@ -1,0 +1,96 @@
+"""Photo validation and processing with Pillow.
+
+An upload is accepted only if it decodes as a JPEG, PNG, WebP or GIF within the pixel budget,
+whatever its name or declared type. The stored original is re-encoded from the decoded pixels,
+which drops EXIF (GPS position, camera serial) and any bytes appended to the file; the EXIF
+orientation is applied first so the photo stays the right way up.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp"), "GIF": ("image/gif", "gif")}
+THUMBNAIL_SIZES = {"small": 150, "medium": 640, "large": 1080}  # square crop for small; fit for others
+
+
+class BadImage(ValueError):
+    """The upload is not an image we accept; the message says what to send instead."""
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    data: bytes
+    content_type: str
+    extension: str
+    width: int
+    height: int
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in FORMATS:
+                raise BadImage(f"unsupported image format {image.format}: send a JPEG, PNG, WebP or GIF")
+            width, height = image.size
+            if width * height > max_pixels:
+                raise BadImage(f"image is {width}x{height}: more than {max_pixels:,} pixels; send a smaller one")
+            image.load()
+            return image
+    except BadImage:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise BadImage(f"not a readable image ({type(error).__name__}): send a JPEG, PNG, WebP or GIF") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as error:
+        raise BadImage(f"the image is corrupt or truncated ({error}): send the file again") from None
+
+
+def clean(data: bytes, *, max_pixels: int) -> CleanImage:
+    """Validate ``data`` by decoding it and return a re-encoded copy without metadata."""
+    if not data:
+        raise BadImage("the photo is empty: send an image file")
+    image = _open(data, max_pixels)
+    fmt = image.format
+    content_type, extension = FORMATS[fmt]
+    animated = getattr(image, "is_animated", False) and fmt in ("GIF", "WEBP")
+    out = io.BytesIO()
+    try:
+        if animated:
+            image.save(out, format=fmt, save_all=True, loop=image.info.get("loop", 0))
+        else:
+            upright = ImageOps.exif_transpose(image)
+            if fmt == "JPEG":
+                upright = upright.convert("RGB") if upright.mode not in ("RGB", "L") else upright
+                upright.save(out, format="JPEG", quality=90, optimize=True)
+            elif fmt == "WEBP":
+                upright.save(out, format="WEBP", quality=90)
+            else:
+                upright.save(out, format=fmt)
+            image = upright
+    except (OSError, ValueError) as error:
+        raise BadImage(f"the image could not be processed ({error}): send it as a plain JPEG or PNG") from None
+    return CleanImage(out.getvalue(), content_type, extension, image.width, image.height)
+
+
+def thumbnails(data: bytes, *, max_pixels: int) -> dict[str, bytes]:
+    """WebP thumbnails of a cleaned photo, by size name (the first frame of an animation)."""
+    image = _open(data, max_pixels)
+    image.seek(0)
+    base = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+    result = {}
+    for name, size in THUMBNAIL_SIZES.items():
+        if name == "small":
+            thumb = ImageOps.fit(base, (size, size), Image.Resampling.LANCZOS)
+        else:
+            thumb = base.copy()
+            thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        thumb.save(out, format="WEBP", quality=80, method=4)
+        result[name] = out.getvalue()
+    return result

@@ -1,0 +1,108 @@
+"""The relational schema, in SQLAlchemy Core. Alembic migrations (``photos/migrations``) create it.
+
+Every row that will move with a user when the data is sharded carries an ID minted on that user's
+logical shard (``summit.ids``): a user's posts and comments live where the user lives.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("username", String(30), nullable=False, unique=True),  # lower-case, immutable
+    Column("email", String(254), nullable=False, unique=True),  # lower-cased
+    Column("password_hash", String(200), nullable=False),
+    Column("display_name", String(60), nullable=False, server_default=""),
+    Column("bio", String(300), nullable=False, server_default=""),
+    Column("avatar_key", String(200)),
+    Column("created_at", Float, nullable=False),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("author_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("caption", String(2200), nullable=False, server_default=""),
+    Column("photo_key", String(200), nullable=False),
+    Column("content_type", String(40), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("thumbs_ready", Boolean, nullable=False, server_default=false()),
+    Column("thumb_small", String(200)),
+    Column("thumb_medium", String(200)),
+    Column("thumb_large", String(200)),
+    Column("like_count", Integer, nullable=False, server_default="0"),
+    Column("comment_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("edited_at", Float),
+    Index("ix_posts_author_id", "author_id", "id"),
+)
+
+post_tags = Table(
+    "post_tags",
+    metadata,
+    Column("tag", String(100), primary_key=True),
+    Column("post_id", BigInteger, ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_post_tags_post_id", "post_id"),
+)
+
+follows = Table(
+    "follows",
+    metadata,
+    Column("follower_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("followee_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_follows_followee_id", "followee_id"),
+)
+
+likes = Table(
+    "likes",
+    metadata,
+    Column("post_id", BigInteger, ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_likes_user_id", "user_id"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("post_id", BigInteger, ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
+    Column("author_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("body", String(1000), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_comments_post_id", "post_id", "id"),
+    Index("ix_comments_author_id", "author_id"),
+)
+
+# A POST's response, kept so that a retry with the same Idempotency-Key replays it.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(100), primary_key=True),  # who: a user id or a client address
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # method, path and body hash
+    Column("status", Integer),  # NULL while the first request is in flight
+    Column("headers", Text),
+    Column("body", LargeBinary),
+    Column("created_at", Float, nullable=False),
+)

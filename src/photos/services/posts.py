@@ -1,0 +1,233 @@
+"""Posts: upload, read, edit, delete; the home feed, user pages and hashtag pages; thumbnails."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+
+import orjson
+from sqlalchemy import and_, delete, exists, insert, literal, or_, select, update
+
+from summit import ids
+from summit.ports import ObjectNotFound
+
+from photos import media, schema
+from photos.errors import Forbidden, Invalid, NotFound, TooLarge
+from photos.services.accounts import delete_objects
+from photos.services.common import (
+    Context,
+    Page,
+    Post,
+    Thumbnails,
+    UserBrief,
+    clean_text,
+    extract_tags,
+    now,
+    page_size,
+    parse_cursor,
+)
+
+log = logging.getLogger("photos.posts")
+
+THUMBNAIL_QUEUE = "thumbnails"
+MAX_CAPTION = 2200
+p, u = schema.posts.c, schema.users.c
+
+
+def _post_query(viewer_id: int | None):  # noqa: ANN202
+    if viewer_id is None:
+        liked = literal(False)
+    else:
+        lk = schema.likes.c
+        liked = exists().where(and_(lk.post_id == p.id, lk.user_id == viewer_id))
+    return (
+        select(
+            schema.posts,
+            u.username.label("author_username"),
+            u.display_name.label("author_display_name"),
+            u.avatar_key.label("author_avatar_key"),
+            liked.label("liked_by_me"),
+        )
+        .select_from(schema.posts.join(schema.users, u.id == p.author_id))
+    )
+
+
+def _post(ctx: Context, row) -> Post:  # noqa: ANN001
+    return Post(
+        id=row.id,
+        author=UserBrief(row.author_id, row.author_username, row.author_display_name, ctx.media_url(row.author_avatar_key)),
+        caption=row.caption,
+        tags=extract_tags(row.caption),
+        photo_url=ctx.media_url(row.photo_key) or "",
+        content_type=row.content_type,
+        width=row.width,
+        height=row.height,
+        thumbnails=Thumbnails(
+            bool(row.thumbs_ready),
+            ctx.media_url(row.thumb_small),
+            ctx.media_url(row.thumb_medium),
+            ctx.media_url(row.thumb_large),
+        ),
+        like_count=row.like_count,
+        comment_count=row.comment_count,
+        liked_by_me=bool(row.liked_by_me),
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+    )
+
+
+def _object_key(prefix: str, data: bytes, extension: str) -> str:
+    """Content-addressed with a per-upload secret salt: unguessable, and immutable (new bytes, new key)."""
+    digest = hashlib.blake2b(data, key=secrets.token_bytes(16), digest_size=20).hexdigest()
+    return f"{prefix}/{digest}.{extension}"
+
+
+async def create_post(ctx: Context, author_id: int, data: bytes, caption: object = "") -> Post:
+    caption = clean_text(caption, "caption", max_length=MAX_CAPTION, multiline=True)
+    limits = ctx.platform.blueprint.uploads
+    if len(data) > limits.max_photo_bytes:
+        raise TooLarge(f"the photo is {len(data):,} bytes; the limit is {limits.max_photo_bytes:,}")
+    try:
+        cleaned = await asyncio.to_thread(media.clean, data, max_pixels=limits.max_pixels)
+    except media.BadImage as error:
+        raise Invalid(str(error), field="photo") from None
+    key = _object_key("p", cleaned.data, cleaned.extension)
+    await ctx.objects.put(key, cleaned.data, content_type=cleaned.content_type)
+    try:
+        async with ctx.db.write() as conn:
+            if (await conn.execute(select(u.id).where(u.id == author_id))).first() is None:
+                raise NotFound("no such user")
+            post_id = await ctx.db.next_id(conn, ids.shard_of(author_id))
+            await conn.execute(
+                insert(schema.posts).values(
+                    id=post_id,
+                    author_id=author_id,
+                    caption=caption,
+                    photo_key=key,
+                    content_type=cleaned.content_type,
+                    width=cleaned.width,
+                    height=cleaned.height,
+                    created_at=now(),
+                )
+            )
+            await _set_tags(conn, post_id, caption)
+    except BaseException:
+        await ctx.objects.delete(key)  # no post row, so no object either
+        raise
+    await request_thumbnails(ctx, post_id)
+    return await get_post(ctx, post_id, viewer_id=author_id)
+
+
+async def request_thumbnails(ctx: Context, post_id: int) -> None:
+    try:
+        await ctx.queue.send(THUMBNAIL_QUEUE, orjson.dumps({"post_id": str(post_id)}))
+    except Exception:  # the post stands; the start-up sweep will queue it again
+        log.exception("could not queue thumbnails", extra={"post_id": str(post_id)})
+
+
+async def _set_tags(conn, post_id: int, caption: str) -> None:  # noqa: ANN001
+    await conn.execute(delete(schema.post_tags).where(schema.post_tags.c.post_id == post_id))
+    tags = extract_tags(caption)
+    if tags:
+        await conn.execute(insert(schema.post_tags), [{"tag": tag, "post_id": post_id} for tag in tags])
+
+
+async def get_post(ctx: Context, post_id: int, *, viewer_id: int | None = None) -> Post:
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(_post_query(viewer_id).where(p.id == post_id))).first()
+    if row is None:
+        raise NotFound("no such post")
+    return _post(ctx, row)
+
+
+async def _owned_post(conn, actor_id: int, post_id: int):  # noqa: ANN001, ANN202
+    row = (await conn.execute(select(schema.posts).where(p.id == post_id))).first()
+    if row is None:
+        raise NotFound("no such post")
+    if row.author_id != actor_id:
+        raise Forbidden("only the author can change or delete this post")
+    return row
+
+
+async def edit_caption(ctx: Context, actor_id: int, post_id: int, caption: object) -> Post:
+    caption = clean_text(caption, "caption", max_length=MAX_CAPTION, multiline=True)
+    async with ctx.db.write() as conn:
+        await _owned_post(conn, actor_id, post_id)
+        await conn.execute(update(schema.posts).where(p.id == post_id).values(caption=caption, edited_at=now()))
+        await _set_tags(conn, post_id, caption)
+    return await get_post(ctx, post_id, viewer_id=actor_id)
+
+
+async def delete_post(ctx: Context, actor_id: int, post_id: int) -> None:
+    async with ctx.db.write() as conn:
+        row = await _owned_post(conn, actor_id, post_id)
+        await conn.execute(delete(schema.posts).where(p.id == post_id))
+    await delete_objects(ctx, [k for k in (row.photo_key, row.thumb_small, row.thumb_medium, row.thumb_large) if k])
+
+
+async def _page(ctx: Context, query, cursor: str | None, limit: int | None) -> Page:  # noqa: ANN001
+    size, before = page_size(limit), parse_cursor(cursor)
+    if before is not None:
+        query = query.where(p.id < before)
+    async with ctx.db.read() as conn:
+        rows = (await conn.execute(query.order_by(p.id.desc()).limit(size + 1))).all()
+    items = [_post(ctx, row) for row in rows[:size]]
+    return Page(items, str(items[-1].id) if len(rows) > size else None)
+
+
+async def feed(ctx: Context, user_id: int, *, cursor: str | None = None, limit: int | None = None) -> Page:
+    """Posts of the people ``user_id`` follows, and their own, newest first (fan-out on read)."""
+    followees = select(schema.follows.c.followee_id).where(schema.follows.c.follower_id == user_id)
+    query = _post_query(user_id).where(or_(p.author_id.in_(followees), p.author_id == user_id))
+    return await _page(ctx, query, cursor, limit)
+
+
+async def user_posts(
+    ctx: Context, user_id: int, *, viewer_id: int | None = None, cursor: str | None = None, limit: int | None = None
+) -> Page:
+    return await _page(ctx, _post_query(viewer_id).where(p.author_id == user_id), cursor, limit)
+
+
+async def tag_posts(
+    ctx: Context, tag: str, *, viewer_id: int | None = None, cursor: str | None = None, limit: int | None = None
+) -> Page:
+    tag = str(tag).lstrip("#").lower()
+    if not extract_tags("#" + tag) == [tag]:
+        raise Invalid("a tag is 1-100 letters, digits or '_'", field="tag")
+    tagged = select(schema.post_tags.c.post_id).where(schema.post_tags.c.tag == tag)
+    return await _page(ctx, _post_query(viewer_id).where(p.id.in_(tagged)), cursor, limit)
+
+
+async def make_thumbnails(ctx: Context, post_id: int) -> None:
+    """The thumbnail job: idempotent, so a redelivered message does no harm."""
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(select(p.photo_key, p.thumbs_ready).where(p.id == post_id))).first()
+    if row is None or row.thumbs_ready:
+        return
+    try:
+        original = await ctx.objects.get(row.photo_key)
+    except ObjectNotFound:
+        log.warning("photo object missing; post deleted meanwhile?", extra={"post_id": str(post_id)})
+        return
+    limits = ctx.platform.blueprint.uploads
+    thumbs = await asyncio.to_thread(media.thumbnails, original.data, max_pixels=limits.max_pixels)
+    keys = {}
+    for name, data in thumbs.items():
+        keys[name] = _object_key("t", data, "webp")
+        await ctx.objects.put(keys[name], data, content_type="image/webp")
+    async with ctx.db.write() as conn:
+        result = await conn.execute(
+            update(schema.posts)
+            .where(p.id == post_id, p.thumbs_ready.is_(False))
+            .values(thumbs_ready=True, thumb_small=keys["small"], thumb_medium=keys["medium"], thumb_large=keys["large"])
+        )
+    if result.rowcount == 0:  # deleted meanwhile, or another delivery finished first
+        await delete_objects(ctx, list(keys.values()))
+
+
+async def pending_thumbnails(ctx: Context, limit: int = 1000) -> list[int]:
+    async with ctx.db.read() as conn:
+        rows = await conn.execute(select(p.id).where(p.thumbs_ready.is_(False)).order_by(p.id).limit(limit))
+        return [r.id for r in rows]

@@ -1,0 +1,111 @@
+"""Follows, likes and comments."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+
+from summit import ids
+
+from photos import schema
+from photos.errors import Forbidden, Invalid, NotFound
+from photos.services.common import Comment, Context, Page, UserBrief, clean_text, now, page_size, parse_cursor
+
+MAX_COMMENT = 1000
+f, lk, c, u, p = schema.follows.c, schema.likes.c, schema.comments.c, schema.users.c, schema.posts.c
+
+
+async def _user_id(conn, username: str) -> int:  # noqa: ANN001
+    row = (await conn.execute(select(u.id).where(u.username == str(username).strip().lower()[:64]))).first()
+    if row is None:
+        raise NotFound("no such user")
+    return row.id
+
+
+async def follow(ctx: Context, follower_id: int, username: str) -> None:
+    """Idempotent: following someone you follow already is not an error."""
+    async with ctx.db.write() as conn:
+        followee_id = await _user_id(conn, username)
+        if followee_id == follower_id:
+            raise Invalid("you cannot follow yourself", field="username")
+        exists = await conn.execute(select(f.follower_id).where(f.follower_id == follower_id, f.followee_id == followee_id))
+        if exists.first() is None:
+            await conn.execute(insert(schema.follows).values(follower_id=follower_id, followee_id=followee_id, created_at=now()))
+
+
+async def unfollow(ctx: Context, follower_id: int, username: str) -> None:
+    async with ctx.db.write() as conn:
+        followee_id = await _user_id(conn, username)
+        await conn.execute(delete(schema.follows).where(f.follower_id == follower_id, f.followee_id == followee_id))
+
+
+async def _require_post(conn, post_id: int) -> None:  # noqa: ANN001
+    if (await conn.execute(select(p.id).where(p.id == post_id))).first() is None:
+        raise NotFound("no such post")
+
+
+async def like(ctx: Context, user_id: int, post_id: int) -> int:
+    """Like a post (idempotent); returns the post's like count."""
+    async with ctx.db.write() as conn:
+        await _require_post(conn, post_id)
+        already = await conn.execute(select(lk.user_id).where(lk.post_id == post_id, lk.user_id == user_id))
+        if already.first() is None:
+            await conn.execute(insert(schema.likes).values(post_id=post_id, user_id=user_id, created_at=now()))
+            await conn.execute(update(schema.posts).where(p.id == post_id).values(like_count=p.like_count + 1))
+        return (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+
+
+async def unlike(ctx: Context, user_id: int, post_id: int) -> int:
+    async with ctx.db.write() as conn:
+        await _require_post(conn, post_id)
+        result = await conn.execute(delete(schema.likes).where(lk.post_id == post_id, lk.user_id == user_id))
+        if result.rowcount:
+            await conn.execute(update(schema.posts).where(p.id == post_id).values(like_count=p.like_count - 1))
+        return (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+
+
+def _comment(ctx: Context, row) -> Comment:  # noqa: ANN001
+    author = UserBrief(row.author_id, row.username, row.display_name, ctx.media_url(row.avatar_key))
+    return Comment(row.id, row.post_id, author, row.body, row.created_at)
+
+
+def _comment_query():  # noqa: ANN202
+    return select(schema.comments, u.username, u.display_name, u.avatar_key).select_from(
+        schema.comments.join(schema.users, u.id == c.author_id)
+    )
+
+
+async def add_comment(ctx: Context, author_id: int, post_id: int, body: object) -> Comment:
+    body = clean_text(body, "body", max_length=MAX_COMMENT, multiline=True, required=True)
+    async with ctx.db.write() as conn:
+        await _require_post(conn, post_id)
+        comment_id = await ctx.db.next_id(conn, ids.shard_of(post_id))
+        await conn.execute(
+            insert(schema.comments).values(id=comment_id, post_id=post_id, author_id=author_id, body=body, created_at=now())
+        )
+        await conn.execute(update(schema.posts).where(p.id == post_id).values(comment_count=p.comment_count + 1))
+        row = (await conn.execute(_comment_query().where(c.id == comment_id))).one()
+    return _comment(ctx, row)
+
+
+async def list_comments(ctx: Context, post_id: int, *, cursor: str | None = None, limit: int | None = None) -> Page:
+    """Oldest first, as conversations read."""
+    size, after = page_size(limit), parse_cursor(cursor)
+    query = _comment_query().where(c.post_id == post_id)
+    if after is not None:
+        query = query.where(c.id > after)
+    async with ctx.db.read() as conn:
+        await _require_post(conn, post_id)
+        rows = (await conn.execute(query.order_by(c.id).limit(size + 1))).all()
+    items = [_comment(ctx, row) for row in rows[:size]]
+    return Page(items, str(items[-1].id) if len(rows) > size else None)
+
+
+async def delete_comment(ctx: Context, actor_id: int, comment_id: int) -> None:
+    async with ctx.db.write() as conn:
+        row = (await conn.execute(select(c.author_id, c.post_id).where(c.id == comment_id))).first()
+        if row is None:
+            raise NotFound("no such comment")
+        if row.author_id != actor_id:
+            raise Forbidden("only the author can delete this comment")
+        await conn.execute(delete(schema.comments).where(c.id == comment_id))
+        await conn.execute(update(schema.posts).where(p.id == row.post_id).values(comment_count=p.comment_count - 1))

@@ -1,0 +1,1 @@
+"""The ``summit`` command: one module per command group."""

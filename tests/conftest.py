@@ -1,0 +1,106 @@
+"""Fixtures shared by the app's tests: a Summit Photos app on a fresh data directory (stage 1,
+embedded adapters), an HTTP client that talks to it in-process, and user and photo factories."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from PIL import Image
+
+from summit.blueprint import Blueprint, load_blueprint
+
+FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}  # tests only: hashing stays argon2id
+
+
+@pytest.fixture
+def blueprint(tmp_path) -> Blueprint:  # noqa: ANN001
+    return load_blueprint(environ={}, overrides={"data_dir": str(tmp_path / "data"), "auth": FAST_ARGON2})
+
+
+@pytest.fixture
+async def app(blueprint: Blueprint):  # noqa: ANN201
+    from photos.app import create_app
+
+    application = create_app(blueprint)
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        yield application
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (640, 480), color: str = "teal", **save) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format=fmt, **save)
+    return out.getvalue()
+
+
+@pytest.fixture
+def jpeg() -> Callable[..., bytes]:
+    return image_bytes
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def make_user(client: httpx.AsyncClient):  # noqa: ANN201
+    """``await make_user()`` signs up and logs in a new user."""
+
+    async def make(username: str | None = None, password: str = "correct horse 1") -> User:
+        username = username or f"user{next(_names)}"
+        email = f"{username}@example.com"
+        r = await client.post("/api/v1/accounts", json={"username": username, "email": email, "password": password})
+        assert r.status_code == 201, r.text
+        r = await client.post("/api/v1/sessions", json={"login": username, "password": password})
+        assert r.status_code == 201, r.text
+        client.cookies.clear()  # API tests authenticate by header, not by the UI's cookie
+        return User(r.json()["user"]["id"], username, email, password, r.json()["token"])
+
+    return make
+
+
+@pytest.fixture
+def make_post(client: httpx.AsyncClient):  # noqa: ANN201
+    """``await make_post(user, caption)`` uploads a JPEG and returns the post's JSON."""
+
+    async def make(user: User, caption: str = "", photo: bytes | None = None) -> dict:
+        files = {"photo": ("photo.jpg", photo or image_bytes(), "image/jpeg")}
+        r = await client.post("/api/v1/posts", headers=user.auth, files=files, data={"caption": caption})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    return make
+
+
+@pytest.fixture
+def drain(app):  # noqa: ANN001, ANN201
+    """``await drain()`` waits until the in-process worker has emptied its queues."""
+
+    async def wait(timeout: float = 30.0) -> None:
+        await app.state.worker.drain(timeout)
+
+    return wait
