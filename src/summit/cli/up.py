@@ -48,6 +48,7 @@ def up(
     blueprint = blueprint_or_exit(
         config, stage=stage, data_dir=data_dir, **{"server.host": host, "server.port": port, "server.workers": workers}
     )
+    blueprint = blueprint.model_copy(update={"data_dir": blueprint.data_dir.resolve()})
     server = blueprint.server
     _check_port_free(server.host, server.port)
     blueprint.data_dir.mkdir(parents=True, exist_ok=True)
