@@ -167,6 +167,22 @@ def _error_response(request: Request, status: int, code: str, message: str, fiel
     return JSON({"error": error, "request_id": request_id()}, status_code=status)
 
 
+def _describe(problem: dict) -> str:
+    """One validation problem as a sentence that says what to send instead."""
+    loc = [str(p) for p in problem.get("loc", ())]
+    name = ".".join(loc[1:]) or loc[0] if loc else "request"
+    kind = problem.get("type", "")
+    if loc == ["body"] and kind in ("model_attributes_type", "dict_type"):
+        return "the body must be a JSON object (Content-Type: application/json)"
+    if loc == ["body"] and kind == "missing":
+        return "the request needs a body: a JSON object"
+    if kind == "missing":
+        return f"{name} is required"
+    if kind == "extra_forbidden":
+        return f"{name} is not a field of this request; remove it"
+    return f"{name}: {problem.get('msg', 'invalid')}"
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, error: AppError) -> Response:
@@ -179,11 +195,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             return _error_response(request, 400, "bad_json", "the request body is not valid JSON")
         first = problems[0] if problems else {}
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
-        field = ".".join(where) or None
-        messages = "; ".join(
-            f"{'.'.join(str(p) for p in q.get('loc', ())[1:]) or 'body'}: {q.get('msg', 'invalid')}" for q in problems[:5]
-        )
-        return _error_response(request, 422, "invalid", messages, field)
+        return _error_response(request, 422, "invalid", "; ".join(_describe(p) for p in problems[:5]), ".".join(where) or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
