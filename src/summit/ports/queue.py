@@ -5,7 +5,8 @@
 - Each receive gets a fresh receipt; only the latest receipt of a message can ack or release it.
 - A message received more than ``max_receives`` times is moved to the dead-letter queue
   ``<queue>.dead`` instead of being delivered again (SQS's maxReceiveCount).
-- Queues exist on first use; names are 1-80 characters of letters, digits, '-', '_' and '.'.
+- Queues exist on first use; names are 1-80 characters of letters, digits, '-', '_' and '.'
+  (a name that ends in '.dead' is a dead-letter queue, so other names stop at 75).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 DEAD_SUFFIX = ".dead"
 DEFAULT_MAX_RECEIVES = 5
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,75}")
 
 
 class QueueError(Exception):
@@ -48,8 +49,9 @@ def dead_letter_queue(name: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise QueueError(f"invalid queue name {name!r}: use 1-80 letters, digits, '-', '_' or '.'")
+    base = name[: -len(DEAD_SUFFIX)] if isinstance(name, str) and name.endswith(DEAD_SUFFIX) else name
+    if not isinstance(base, str) or not _NAME.fullmatch(base):
+        raise QueueError(f"invalid queue name {name!r}: use 1-75 letters, digits, '-', '_' or '.'")
     return name
 
 
