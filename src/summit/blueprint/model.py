@@ -60,6 +60,20 @@ class Worker(_Section):
     concurrency: int = Field(2, ge=1, le=64)
 
 
+class Workload(_Section):
+    """The user model that `summit bench` drives and `summit plan` sizes for."""
+
+    daily_active_ratio: float = Field(0.5, gt=0, le=1, description="daily actives / users")
+    sessions_per_day: float = Field(8, gt=0)
+    requests_per_session: float = Field(15, gt=0)
+    peak_to_average: float = Field(2.5, ge=1, description="peak hour rate / average rate")
+    reads_per_write: float = Field(100, gt=0)
+    uploads_per_dau: float = Field(0.3, ge=0, description="photo uploads per daily active user per day")
+    photo_bytes: int = Field(2_000_000, gt=0, description="average uploaded photo size")
+    p99_target_ms: float = Field(250, gt=0, description="a stage holds a rate if p99 stays under this")
+    max_error_ratio: float = Field(0.001, ge=0, lt=1, description="... and errors stay under this")
+
+
 class Blueprint(_Section):
     stage: str = "1"
     description: str = ""
@@ -69,6 +83,7 @@ class Blueprint(_Section):
     auth: Auth = Auth()
     uploads: Uploads = Uploads()
     worker: Worker = Worker()
+    workload: Workload = Workload()
 
     @field_validator("stage")
     @classmethod
