@@ -1,0 +1,1 @@
+"""Embedded adapters on the local file system: the objects port (``file://``)."""

@@ -1,0 +1,156 @@
+"""summit.blueprint: preset < summit.toml < environment < overrides, with errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from summit.blueprint import Blueprint, BlueprintError, load_blueprint, stage_names
+
+
+@pytest.fixture(autouse=True)
+def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in an empty directory, so that no ./summit.toml is picked up."""
+    monkeypatch.chdir(tmp_path)
+
+
+def write(tmp_path: Path, text: str, name: str = "summit.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_stage_1() -> None:
+    blueprint = load_blueprint(environ={})
+    assert isinstance(blueprint, Blueprint)
+    assert blueprint.stage == "1"
+    assert blueprint.data_dir == Path(".summit")
+    assert blueprint.ports.sql == "sqlite:///{data_dir}/app.db"
+    assert blueprint.port_url("sql") == "sqlite:///.summit/app.db"
+    assert blueprint.port_url("objects") == "file://.summit/objects"
+    assert blueprint.port_url("cache") == "memory://?max_items=10000"
+    assert blueprint.port_url("queue") == "sqlite:///.summit/queue.db?max_receives=5"
+    assert (blueprint.server.host, blueprint.server.port, blueprint.server.workers) == ("127.0.0.1", 8000, 1)
+    assert blueprint.worker.in_process is True
+    assert "SQLite" in blueprint.description
+
+
+def test_stage_names_start_with_1() -> None:
+    assert stage_names()[0] == "1"
+
+
+def test_file_overrides_the_preset(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+data_dir = "/srv/summit"
+[server]
+port = 9000
+[ports]
+cache = "memory://?max_items=5"
+""",
+    )
+    blueprint = load_blueprint(path, environ={})
+    assert blueprint.server.port == 9000
+    assert blueprint.server.host == "127.0.0.1"  # untouched keys keep the preset's value
+    assert blueprint.port_url("cache") == "memory://?max_items=5"
+    assert blueprint.port_url("sql") == "sqlite:////srv/summit/app.db"
+    assert blueprint.port_url("objects") == "file:///srv/summit/objects"
+
+
+def test_summit_toml_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    write(tmp_path, "[server]\nport = 8123\n")
+    assert load_blueprint(environ={}).server.port == 8123
+
+
+def test_summit_config_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nworkers = 3\n", name="other.toml")
+    assert load_blueprint(environ={"SUMMIT_CONFIG": str(path)}).server.workers == 3
+
+
+def test_environment_beats_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nport = 9000\nhost = '0.0.0.0'\n")
+    environ = {
+        "SUMMIT_SERVER__PORT": "9100",
+        "SUMMIT_PORTS__SQL": "sqlite:///other.db",
+        "SUMMIT_WORKER__IN_PROCESS": "false",
+        "UNRELATED": "ignored",
+    }
+    blueprint = load_blueprint(path, environ=environ)
+    assert blueprint.server.port == 9100
+    assert blueprint.server.host == "0.0.0.0"
+    assert blueprint.ports.sql == "sqlite:///other.db"
+    assert blueprint.worker.in_process is False
+
+
+def test_overrides_beat_the_environment(tmp_path: Path) -> None:
+    blueprint = load_blueprint(environ={"SUMMIT_SERVER__PORT": "9100"}, overrides={"server": {"port": 9200}})
+    assert blueprint.server.port == 9200
+
+
+def test_unknown_key_in_the_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nprot = 9000\n")
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(path, environ={})
+    message = str(caught.value)
+    assert "unknown key 'server.prot'" in message
+    assert str(path) in message
+
+
+def test_unknown_section_in_the_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "[servers]\nport = 9000\n")
+    with pytest.raises(BlueprintError, match="unknown key 'servers'"):
+        load_blueprint(path, environ={})
+
+
+def test_unknown_key_in_the_environment_is_named() -> None:
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(environ={"SUMMIT_PORTS__SQLL": "sqlite:///x.db"})
+    assert "unknown key 'ports.sqll'" in str(caught.value)
+    assert "environment" in str(caught.value)
+
+
+def test_bad_type_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nport = 'eighty'\n")
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(path, environ={})
+    assert "'server.port'" in str(caught.value)
+    assert "eighty" in str(caught.value)
+    with pytest.raises(BlueprintError, match="'server.workers'"):
+        load_blueprint(environ={"SUMMIT_SERVER__WORKERS": "0"})
+
+
+def test_unknown_stage_lists_the_stages(tmp_path: Path) -> None:
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(environ={"SUMMIT_STAGE": "2"})
+    assert "unknown stage '2'" in str(caught.value)
+    assert ", ".join(stage_names()) in str(caught.value)
+    path = write(tmp_path, 'stage = "99k"\n')
+    with pytest.raises(BlueprintError, match="unknown stage '99k'; the stages are: 1"):
+        load_blueprint(path, environ={})
+
+
+def test_stage_from_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "stage = 1\n")  # a number is read as the stage's name
+    assert load_blueprint(path, environ={}).stage == "1"
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server\nport = 1\n")
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(path, environ={})
+    assert str(path) in str(caught.value)
+    assert "not valid TOML" in str(caught.value)
+
+
+def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(BlueprintError, match=f"blueprint file {missing} does not exist"):
+        load_blueprint(missing, environ={})
+    with pytest.raises(BlueprintError, match="does not exist"):
+        load_blueprint(environ={"SUMMIT_CONFIG": str(missing)})
+
+
+def test_blueprint_error_is_a_value_error() -> None:
+    assert issubclass(BlueprintError, ValueError)
