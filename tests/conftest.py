@@ -15,6 +15,8 @@ from PIL import Image
 
 from summit.blueprint import Blueprint, load_blueprint
 
+pytest.register_assert_rewrite("summit.testing")
+
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}  # tests only: hashing stays argon2id
 
 
@@ -104,3 +106,63 @@ def drain(app):  # noqa: ANN001, ANN201
         await app.state.worker.drain(timeout)
 
     return wait
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: str
+    process: object
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> LiveServer:  # noqa: ANN001
+    """A real ``summit up`` (granian, stage 1) on a free loopback port, shared by a test session."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    data_dir = tmp_path_factory.mktemp("live") / "data"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
+    env.update(SUMMIT_AUTH__ARGON2_TIME_COST="1", SUMMIT_AUTH__ARGON2_MEMORY_KIB="1024")
+    summit = Path(sys.executable).with_name("summit")
+    log = open(data_dir.parent / "server.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [str(summit), "up", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"summit up did not become healthy; see {data_dir.parent / 'server.log'}")
+        time.sleep(0.2)
+    yield LiveServer(url, str(data_dir), process)
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    log.close()

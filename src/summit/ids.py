@@ -38,9 +38,10 @@ def make_id(seq: int, shard: int, now_ms: int | None = None) -> int:
     if not 0 <= shard < LOGICAL_SHARDS:
         raise ValueError(f"shard must be in [0, {LOGICAL_SHARDS}), got {shard}")
     ms = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) - EPOCH_MS
-    if not 0 <= ms < (1 << TIME_BITS):
+    value = (ms << (SHARD_BITS + SEQ_BITS)) | (shard << SEQ_BITS) | (seq & SEQ_MASK)
+    if ms < 0 or value > MAX_ID:  # a signed BIGINT holds IDs until 2059
         raise ValueError("clock is outside the ID epoch")
-    return (ms << (SHARD_BITS + SEQ_BITS)) | (shard << SEQ_BITS) | (seq & SEQ_MASK)
+    return value
 
 
 def parse_id(value: int) -> IdParts:

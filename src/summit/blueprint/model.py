@@ -121,32 +121,37 @@ def _merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _from_env(environ: dict[str, str]) -> dict[str, Any]:
-    """SUMMIT_STAGE=10k, SUMMIT_PORTS__SQL=postgresql://... -> nested dict (keys lower-cased)."""
+def _from_env(environ: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """SUMMIT_STAGE=10k, SUMMIT_PORTS__SQL=postgresql://... -> (nested dict, dotted key -> variable)."""
     tree: dict[str, Any] = {}
-    for name, value in environ.items():
+    names: dict[str, str] = {}
+    for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
         path = name[len(ENV_PREFIX):].lower().split("__")
+        names[".".join(path)] = name
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise BlueprintError(f"environment variable {name} conflicts with another SUMMIT_ variable")
-        node[path[-1]] = value
-    return tree
+                raise BlueprintError(f"environment variable {name} conflicts with {ENV_PREFIX}{part.upper()}")
+        if isinstance(node.get(path[-1]), dict):
+            raise BlueprintError(f"environment variable {name} conflicts with {name}__... variables")
+        node[path[-1]] = environ[name]
+    return tree, names
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def _describe(error: ValidationError, source: str, env_names: dict[str, str]) -> str:
     lines = [f"invalid blueprint ({source}):"]
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        label = f"'{key}'" + (f" (environment variable {env_names[key]})" if key in env_names else "")
         if item["type"] == "extra_forbidden":
-            lines.append(f"  unknown key '{key}': remove it or check its spelling")
+            lines.append(f"  unknown key {label}: remove it or check its spelling")
         elif item["type"] == "missing":
-            lines.append(f"  missing key '{key}'")
+            lines.append(f"  missing key {label}")
         else:
-            lines.append(f"  '{key}': {item['msg']} (got {item.get('input')!r})")
+            lines.append(f"  {label}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -171,7 +176,8 @@ def load_blueprint(
             raise BlueprintError(f"{file}: not valid TOML: {error}") from error
     elif explicit:
         raise BlueprintError(f"blueprint file {file} does not exist")
-    layers = [from_file, _from_env(environ), overrides or {}]
+    from_env, env_names = _from_env(environ)
+    layers = [from_file, from_env, overrides or {}]
     stage = "1"
     for layer in layers:
         stage = str(layer.get("stage", stage))
@@ -183,4 +189,4 @@ def load_blueprint(
     try:
         return Blueprint.model_validate(merged)
     except ValidationError as error:
-        raise BlueprintError(_describe(error, sources)) from None
+        raise BlueprintError(_describe(error, sources, env_names)) from None

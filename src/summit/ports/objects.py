@@ -47,13 +47,17 @@ def validate_key(key: str) -> str:
     """Reject keys that are empty, too long, absolute, or that climb out with '..'."""
     if not isinstance(key, str) or not key:
         raise InvalidKey("object key must be a non-empty string")
-    if len(key.encode()) > MAX_KEY_BYTES:
+    try:
+        encoded = key.encode()
+    except UnicodeEncodeError:
+        raise InvalidKey(f"object key {key!r} is not valid Unicode (a lone surrogate)") from None
+    if len(encoded) > MAX_KEY_BYTES:
         raise InvalidKey(f"object key is longer than {MAX_KEY_BYTES} bytes")
     if key.startswith("/") or key.endswith("/") or "//" in key:
         raise InvalidKey(f"object key {key!r} must not start or end with '/' or contain '//'")
     if any(part in (".", "..") for part in key.split("/")):
         raise InvalidKey(f"object key {key!r} must not contain '.' or '..' segments")
-    if any(ord(c) < 32 or c in "\\\x7f" for c in key):
+    if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c == "\\" for c in key):
         raise InvalidKey(f"object key {key!r} contains a control character or a backslash")
     return key
 

@@ -70,7 +70,13 @@ class SQLiteDatabase(Database):
         if path is None:
             raise ValueError("the sql port needs a file: in-memory SQLite is not shared between connections")
         query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
-        return cls(path, busy_timeout_ms=int(query.get("busy_timeout_ms", 10_000)))
+        unknown = set(query) - {"busy_timeout_ms"}
+        if unknown:
+            raise ValueError(f"{url!r}: unknown option(s) {', '.join(sorted(unknown))}; the sql port on sqlite takes busy_timeout_ms")
+        timeout = query.get("busy_timeout_ms", "10000")
+        if not timeout.isdigit():
+            raise ValueError(f"{url!r}: busy_timeout_ms must be a whole number of milliseconds, got {timeout!r}")
+        return cls(path, busy_timeout_ms=int(timeout))
 
     @property
     def sync_url(self) -> str:
@@ -92,7 +98,12 @@ class _WriteTransaction:
     async def __aenter__(self) -> AsyncConnection:
         self.conn = await self.db.engine.connect()
         self.conn.sync_connection.info["summit_write"] = True  # type: ignore[union-attr]
-        self.tx = await self.conn.begin()
+        try:
+            self.tx = await self.conn.begin()
+        except BaseException:  # e.g. "database is locked" after busy_timeout: give the connection back
+            self.conn.sync_connection.info.pop("summit_write", None)  # type: ignore[union-attr]
+            await self.conn.close()
+            raise
         return self.conn
 
     async def __aexit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
