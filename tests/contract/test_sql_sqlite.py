@@ -76,3 +76,31 @@ def test_the_wiring_opens_sqlite_with_a_driver_suffix(tmp_path: Path) -> None:
     assert isinstance(open_port("sql", f"sqlite+aiosqlite:///{tmp_path}/x.db"), SQLiteDatabase)
     with pytest.raises(WiringError, match="did you mean sqlite://"):
         open_port("sql", f"sqlit:///{tmp_path}/x.db")
+
+
+@pytest.mark.parametrize("url", ["sqlite:///x.db?busy_timout_ms=5", "sqlite:///x.db?busy_timeout_ms=abc"])
+def test_bad_options_are_named(url: str) -> None:
+    with pytest.raises(ValueError, match="busy_tim"):
+        SQLiteDatabase.from_url(url)
+
+
+async def test_a_write_that_cannot_get_the_lock_gives_its_connection_back(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "app.db"
+    db = SQLiteDatabase.from_url(f"sqlite:///{path}?busy_timeout_ms=50")
+    await db.ping()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        for _ in range(10):  # more attempts than the pool has connections
+            with pytest.raises(Exception, match="locked"):
+                async with db.write():
+                    pass
+        assert db.engine.pool.checkedout() == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    async with db.write() as conn:  # and writing works again once the lock is free
+        await conn.execute(text("SELECT 1"))
+    await db.close()

@@ -108,7 +108,13 @@ def test_unknown_key_in_the_environment_is_named() -> None:
     with pytest.raises(BlueprintError) as caught:
         load_blueprint(environ={"SUMMIT_PORTS__SQLL": "sqlite:///x.db"})
     assert "unknown key 'ports.sqll'" in str(caught.value)
-    assert "environment" in str(caught.value)
+    assert "environment variable SUMMIT_PORTS__SQLL" in str(caught.value)
+
+
+@pytest.mark.parametrize("order", [("SUMMIT_PORTS", "SUMMIT_PORTS__SQL"), ("SUMMIT_PORTS__SQL", "SUMMIT_PORTS")])
+def test_a_section_and_its_key_in_the_environment_conflict_in_any_order(order: tuple[str, str]) -> None:
+    with pytest.raises(BlueprintError, match="conflicts"):
+        load_blueprint(environ=dict.fromkeys(order, "x"))
 
 
 def test_bad_type_names_the_key(tmp_path: Path) -> None:

@@ -53,6 +53,12 @@ def test_clock_before_the_epoch() -> None:
         make_id(1, 0, now_ms=EPOCH_MS - 1)
 
 
+def test_ids_stay_within_a_signed_bigint() -> None:
+    assert make_id(1023, 8191, now_ms=EPOCH_MS + (1 << 40) - 1) <= (1 << 63) - 1
+    with pytest.raises(ValueError, match="epoch"):
+        make_id(0, 0, now_ms=EPOCH_MS + (1 << 40))
+
+
 def test_ids_sort_by_time() -> None:
     earlier = make_id(1023, LOGICAL_SHARDS - 1, now_ms=NOW)
     later = make_id(0, 0, now_ms=NOW + 1)
