@@ -32,6 +32,7 @@ class Ports(_Section):
     objects: str = Field(description="URL of the object store (objects port)")
     cache: str = Field(description="URL of the cache (cache port)")
     queue: str = Field(description="URL of the work queue (queue port)")
+    mail: str = Field(description="URL of the mailer (mail port)")
 
 
 class Server(_Section):
@@ -84,6 +85,8 @@ class Blueprint(_Section):
     uploads: Uploads = Uploads()
     worker: Worker = Worker()
     workload: Workload = Workload()
+    # the capacity planner's assumptions (summit plan), NAME = number; the planner validates names
+    plan: dict[str, float] = {}
 
     @field_validator("stage")
     @classmethod
