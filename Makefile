@@ -1,5 +1,5 @@
 # The two commands of the README. Each installs what it needs first (idempotent).
-.PHONY: run test install install-test
+.PHONY: run test install install-test bench install-bench
 
 ARGS ?=
 
@@ -9,8 +9,14 @@ run: install            ## serve Summit Photos at http://127.0.0.1:8000 (stage 1
 test: install-test      ## the whole test suite, with every engine it needs
 	.venv/bin/python -m pytest -n auto $(ARGS)
 
+bench: install-bench     ## benchmark stage 1 (starts it, ~5 min); report in bench/results/
+	.venv/bin/summit bench run --start $(ARGS)
+
 install:
 	@scripts/install.sh
 
 install-test:
 	@scripts/install.sh --test
+
+install-bench:
+	@scripts/install.sh --bench

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # Idempotent install: a virtualenv in .venv with summit and its dependencies; with --test, also
-# what the test suite needs (test libraries and Debian's chromium for the browser tests).
+# what the test suite needs (test libraries and Debian's chromium for the browser tests); with
+# --bench, also what `summit bench` drives (Debian's wrk and nginx, redis-benchmark, pgbench).
 # Safe to run again: each step is skipped when what it installs is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+mode=${1:-}
+case "$mode" in "" | --test | --bench) ;; *) echo "usage: $0 [--test | --bench]" >&2; exit 2 ;; esac
 PY=${PYTHON:-python3}
 
 say() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
+
+# apt_install PACKAGE...: install the Debian packages given (the caller lists only missing ones)
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "need Debian packages: $* (run as root, or: sudo apt-get install $*)" >&2
+    exit 1
+  fi
+  say "installing Debian packages: $*"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($PY --version)"
@@ -17,7 +30,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 extras=""
-[ $want_test = 1 ] && extras="[test]"
+[ "$mode" = --test ] && extras="[test]"
+[ "$mode" = --bench ] && extras="[bench]"
 stamp=".venv/.summit-installed$extras"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing summit$extras into .venv (pip)"
@@ -26,17 +40,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ $want_test = 1 ]; then
-  apt_needed=()
-  command -v chromium >/dev/null 2>&1 || apt_needed+=(chromium)
-  if [ ${#apt_needed[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "need Debian packages: ${apt_needed[*]} (run as root, or: sudo apt-get install ${apt_needed[*]})" >&2
-      exit 1
-    fi
-    say "installing Debian packages: ${apt_needed[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
-  fi
+needed=()
+if [ "$mode" = --test ]; then
+  command -v chromium >/dev/null 2>&1 || needed+=(chromium)
 fi
+if [ "$mode" = --bench ]; then
+  command -v wrk >/dev/null 2>&1 || needed+=(wrk)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || needed+=(nginx)
+  command -v redis-benchmark >/dev/null 2>&1 || needed+=(redis-tools)
+  ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || needed+=(postgresql-contrib)
+  command -v taskset >/dev/null 2>&1 || needed+=(util-linux)
+fi
+apt_install "${needed[@]+"${needed[@]}"}"
 say "ready"

@@ -1,0 +1,185 @@
+"""Baselines measured in the same run as the app, pinned the same way, so that every figure can be
+read as a ratio of what the machine and the server do with no application at all:
+
+- a bare ASGI hello (``summit.bench.hello``) served by granian with ``summit up``'s settings;
+- nginx serving a 1 KiB static file (a temporary config on a free loopback port, no daemon);
+- ``redis-benchmark`` and ``pgbench -S``, only against engines that the stage runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from summit.bench import procs, wrk
+from summit.bench.net import free_port
+
+
+def wait_http(url: str, *, timeout: float = 30.0, process: procs.Started | None = None) -> None:
+    """Until ``url`` answers 2xx (bounded by ``timeout``); raise if the process died first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and not process.alive():
+            tail = ""
+            if process.log_path and process.log_path.exists():
+                tail = "\n".join(process.log_path.read_text(errors="replace").splitlines()[-8:])
+            raise RuntimeError(f"{process.name} exited with {process.popen.returncode}" + (f"; the end of its log:\n{tail}" if tail else ""))
+        try:
+            if httpx.get(url, timeout=1).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def granian_argv(target: str, port: int, *, factory: bool = False) -> list[str]:
+    """granian with the settings ``summit up`` uses (ASGI, one worker, no access log)."""
+    granian = Path(sys.executable).with_name("granian")
+    argv = [str(granian) if granian.exists() else "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log"]
+    if factory:
+        argv.append("--factory")
+    return [*argv, target]
+
+
+@dataclass
+class Measured:
+    rps: float | None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    cpu_ms_per_request: float | None = None
+    note: str = ""
+
+
+def measure_wrk(url: str, pid: int | None, *, seconds: float, client_core: int | None, **kwargs) -> tuple[wrk.WrkResult, float | None]:  # noqa: ANN003
+    """Run wrk against url; return its result and the server tree's CPU ms per request."""
+    tree = procs.tree(pid) if pid else []
+    before = procs.tree_cpu_seconds(tree)
+    result = wrk.run(url, seconds=seconds, core=client_core, **kwargs)
+    used = procs.tree_cpu_seconds(tree) - before
+    per_request = used * 1000 / result.requests if tree and result.requests else None
+    return result, per_request
+
+
+Watch = Callable[[str, int], None]
+
+
+def asgi_hello(workdir: Path, *, seconds: float, server_core: int | None, client_core: int | None, watch: Watch | None = None) -> Measured:
+    port = free_port()
+    proc = procs.start("asgi-hello", procs.pinned(granian_argv("summit.bench.hello:app", port), server_core), log_path=workdir / "hello.log")
+    if watch:
+        watch("asgi hello", proc.pid)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", process=proc)
+        result, cpu = measure_wrk(f"http://127.0.0.1:{port}/", proc.pid, seconds=seconds, client_core=client_core)
+        return Measured(result.good_rps, result.p50_ms, result.p99_ms, cpu)
+    finally:
+        proc.stop()
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+master_process on;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+{user}
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/tmp_body;
+  proxy_temp_path {dir}/tmp_proxy;
+  fastcgi_temp_path {dir}/tmp_fastcgi;
+  uwsgi_temp_path {dir}/tmp_uwsgi;
+  scgi_temp_path {dir}/tmp_scgi;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    root {dir}/www;
+    location / {{ }}
+  }}
+}}
+"""
+
+
+def nginx_static(workdir: Path, *, seconds: float, server_core: int | None, client_core: int | None, watch: Watch | None = None) -> Measured:
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if binary is None:
+        return Measured(None, note="nginx is not installed (scripts/install.sh --bench installs it): no static baseline")
+    base = Path(tempfile.mkdtemp(prefix="nginx-", dir=workdir))
+    base.chmod(0o755)
+    (base / "www").mkdir()
+    (base / "www").chmod(0o755)
+    (base / "www" / "1k.bin").write_bytes(b"x" * 1024)
+    (base / "www" / "1k.bin").chmod(0o644)
+    port = free_port()
+    user = "user root;" if os.geteuid() == 0 else ""
+    (base / "nginx.conf").write_text(NGINX_CONF.format(dir=base, port=port, user=user))
+    argv = procs.pinned([binary, "-p", str(base), "-e", str(base / "error.log"), "-c", str(base / "nginx.conf")], server_core)
+    proc = procs.start("nginx", argv, log_path=workdir / "nginx.log")
+    if watch:
+        watch("nginx", proc.pid)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/1k.bin", process=proc)
+        result, cpu = measure_wrk(f"http://127.0.0.1:{port}/1k.bin", proc.pid, seconds=seconds, client_core=client_core)
+        return Measured(result.good_rps, result.p50_ms, result.p99_ms, cpu)
+    finally:
+        proc.stop(grace=5, sig=15)
+
+
+def redis_benchmark(url: str, *, requests: int = 100_000, client_core: int | None = None) -> Measured:
+    """GET and SET per second (unpipelined, 50 clients) against the stage's Redis."""
+    if shutil.which("redis-benchmark") is None:
+        return Measured(None, note="redis-benchmark is not installed (Debian redis-tools)")
+    parts = urlsplit(url)
+    argv = ["redis-benchmark", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379), "-t", "get,set", "-n", str(requests), "-q", "--csv"]
+    if parts.password:
+        argv += ["-a", unquote(parts.password)]
+    done = subprocess.run(procs.pinned(argv, client_core), capture_output=True, text=True, timeout=120, check=False)
+    rates = []
+    for line in done.stdout.splitlines():
+        cells = [c.strip('"') for c in line.split(",")]
+        if len(cells) >= 2 and cells[0] in ("GET", "SET"):
+            try:
+                rates.append(float(cells[1]))
+            except ValueError:
+                pass
+    if not rates:
+        return Measured(None, note=f"redis-benchmark gave no figure: {done.stderr.strip()[-200:]}")
+    return Measured(sum(rates) / len(rates))
+
+
+def pgbench_select(url: str, *, seconds: float = 10, client_core: int | None = None) -> Measured:
+    """``pgbench -S`` (select-only) against a scratch database ``summit_bench`` on the stage's
+    PostgreSQL server (created and initialised at scale 1 if absent; the app's database is not
+    touched)."""
+    binary = shutil.which("pgbench") or next((str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+    if binary is None:
+        return Measured(None, note="pgbench is not installed (Debian postgresql-contrib)")
+    parts = urlsplit(url.replace("+asyncpg", "").replace("+psycopg", ""))
+    env = {**os.environ, "PGHOST": parts.hostname or "127.0.0.1", "PGPORT": str(parts.port or 5432), "PGUSER": unquote(parts.username or "postgres")}
+    if parts.password:
+        env["PGPASSWORD"] = unquote(parts.password)
+    psql = Path(binary).with_name("psql")
+    subprocess.run([str(psql) if psql.exists() else "psql", "-d", "postgres", "-c", "CREATE DATABASE summit_bench"], env=env, capture_output=True, timeout=60, check=False)
+    init = subprocess.run([binary, "-i", "-s", "1", "-q", "summit_bench"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    if init.returncode != 0:
+        return Measured(None, note=f"pgbench -i failed: {init.stderr.strip()[-200:]}")
+    done = subprocess.run(
+        procs.pinned([binary, "-S", "-c", "2", "-j", "1", "-T", str(int(seconds)), "summit_bench"], client_core),
+        env=env, capture_output=True, text=True, timeout=seconds + 60, check=False,
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("tps ="):
+            return Measured(float(line.split("=")[1].split()[0]))
+    return Measured(None, note=f"pgbench -S gave no figure: {done.stderr.strip()[-200:]}")
