@@ -95,7 +95,7 @@ def extract_tags(caption: str) -> list[str]:
 def parse_cursor(cursor: str | None) -> int | None:
     if cursor in (None, ""):
         return None
-    if not isinstance(cursor, str) or not cursor.isdigit() or len(cursor) > 20:
+    if not isinstance(cursor, str) or not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or int(cursor) >= 1 << 63:
         raise Invalid("cursor must be the next_cursor value of a previous page", field="cursor")
     return int(cursor)
 
@@ -111,7 +111,7 @@ def page_size(limit: int | None) -> int:
 def parse_id(value: str | int, name: str = "id") -> int:
     """IDs travel as decimal strings; anything else is a 404 (no such thing), not a 500."""
     text = str(value)
-    if not text.isdigit() or len(text) > 19 or int(text) >= 1 << 63:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= 1 << 63:
         from photos.errors import NotFound
 
         raise NotFound(f"no {name} {text[:40]!r}")
