@@ -27,10 +27,16 @@ ADAPTERS: dict[str, dict[str, str]] = {
     "queue": {
         "sqlite": "summit.adapters.sqlite.queue:SQLiteQueue",
     },
+    "mail": {
+        "outbox": "summit.adapters.outbox.mailer:OutboxMailer",
+        "smtp": "summit.adapters.smtp.mailer:SmtpMailer",  # also smtp+ssl://
+    },
 }
 
 # driver module -> the extra that installs it
-EXTRAS: dict[str, str] = {}
+EXTRAS: dict[str, str] = {
+    "aiosmtplib": "smtp",
+}
 
 
 class WiringError(ValueError):

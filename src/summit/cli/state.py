@@ -6,10 +6,20 @@ import json
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from summit.blueprint import Blueprint
 
 FILE = "summit.json"
+
+
+def _without_password(url: str) -> str:
+    """URLs may carry credentials (smtp://user:pass@host): keep them out of files and screens."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def path(data_dir: Path) -> Path:
@@ -22,7 +32,7 @@ def write(blueprint: Blueprint, url: str) -> None:
         "url": url,
         "stage": blueprint.stage,
         "started_at": time.time(),
-        "ports": {name: blueprint.port_url(name) for name in type(blueprint.ports).model_fields},
+        "ports": {name: _without_password(blueprint.port_url(name)) for name in type(blueprint.ports).model_fields},
     }
     target = path(blueprint.data_dir)
     tmp = target.with_suffix(".tmp")

@@ -6,6 +6,7 @@ suite every adapter of a port passes. The application imports from here, never a
 """
 
 from summit.ports.cache import Cache, CacheError
+from summit.ports.mail import InvalidMessage, MailDeliveryError, MailError, Mailer, MailMessage, Outbox, SentMail
 from summit.ports.objects import InvalidKey, ObjectError, ObjectInfo, ObjectNotFound, ObjectStore, StoredObject
 from summit.ports.queue import Message, Queue, QueueError, QueueStats, ReceiptInvalid
 from summit.ports.sql import Database, DatabaseError, IntegrityError
@@ -17,14 +18,21 @@ __all__ = [
     "DatabaseError",
     "IntegrityError",
     "InvalidKey",
+    "InvalidMessage",
+    "MailDeliveryError",
+    "MailError",
+    "MailMessage",
+    "Mailer",
     "Message",
     "ObjectError",
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",
+    "Outbox",
     "Queue",
     "QueueError",
     "QueueStats",
     "ReceiptInvalid",
+    "SentMail",
     "StoredObject",
 ]

@@ -1,0 +1,1 @@
+"""The mail port on an SMTP server (``smtp://``, ``smtp+ssl://``), through aiosmtplib."""
