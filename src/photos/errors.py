@@ -1,42 +1,13 @@
-"""Domain errors. Each carries the HTTP status and a message that says what to fix; the API and
-the web UI render them (JSON or HTML), so a bad request is a 4xx, never a 500."""
+"""Domain errors of Summit Photos: the platform's service errors (each with an HTTP status and a
+message that says what to fix), so the API and the UI render them all the same way."""
 
-from __future__ import annotations
+from summit.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, TooLarge, TooManyRequests, Unauthorized
 
-
-class AppError(Exception):
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+AppError = ServiceError
 
 
-class Invalid(AppError):
-    status, code = 422, "invalid"
-
-
-class Unauthorized(AppError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(AppError):
-    status, code = 403, "forbidden"
-
-
-class NotFound(AppError):
-    status, code = 404, "not_found"
-
-
-class Conflict(AppError):
-    status, code = 409, "conflict"
-
-
-class TooLarge(AppError):
-    status, code = 413, "too_large"
-
-
-class UnsupportedMedia(AppError):
+class UnsupportedMedia(ServiceError):
     status, code = 415, "unsupported_media_type"
+
+
+__all__ = ["AppError", "Conflict", "Forbidden", "Invalid", "NotFound", "TooLarge", "TooManyRequests", "Unauthorized", "UnsupportedMedia"]

@@ -8,6 +8,7 @@ import logging
 import re
 import secrets
 
+import orjson
 from sqlalchemy import delete, func, insert, or_, select, update
 
 from summit import ids
@@ -233,8 +234,6 @@ async def _uncount(conn, user_id: int) -> None:  # noqa: ANN001
 
 async def delete_objects(ctx: Context, keys: list[str]) -> None:
     """Delete objects now; what fails is queued for the worker to retry (at least once)."""
-    import orjson
-
     failed = []
     for key in keys:
         try:

@@ -19,7 +19,7 @@ class PasswordHasher:
     def verify(self, stored_hash: str, password: str) -> bool:
         try:
             return self._argon2.verify(stored_hash, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
             return False
 
     def needs_rehash(self, stored_hash: str) -> bool:

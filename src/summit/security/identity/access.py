@@ -1,0 +1,148 @@
+"""IAM for the user pool: groups, named policies attached to users and groups, permission
+boundaries, and an authorizer that evaluates a request with summit's IAM policy engine.
+
+Every signed-in user is ``arn:summit:iam::<ACCOUNT>:user/<username>``; the application gives a
+baseline policy that applies to every user (the app's own rules, e.g. "authors manage their own
+posts"), and groups such as ``moderators`` or ``admins`` get more through attached policies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from summit.errors import Conflict, Forbidden, Invalid, NotFound
+from summit.ports import Database, IntegrityError
+from summit.security.identity import schema
+from summit.security.identity.records import Principal
+from summit.security.policies import ALLOW, Policy, PolicyError, Request, evaluate, parse_policy
+
+ACCOUNT = "000000000000"
+g, gm, pol, att = schema.groups.c, schema.group_members.c, schema.policies.c, schema.attachments.c
+TARGET_KINDS = ("user", "group", "boundary")
+
+
+def user_arn(username: str) -> str:
+    return f"arn:summit:iam::{ACCOUNT}:user/{username}"
+
+
+def group_arn(name: str) -> str:
+    return f"arn:summit:iam::{ACCOUNT}:group/{name}"
+
+
+def check_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 64 or not all(ch.isascii() and (ch.isalnum() or ch in "+=,.@_-") for ch in value):
+        raise Invalid(f"{what} must be 1-64 letters, digits or +=,.@_-", field=what)
+    return value
+
+
+class Access:
+    def __init__(self, db: Database, *, baseline: list[Mapping[str, Any]] = ()):  # noqa: B006
+        self.db = db
+        self.baseline: list[Policy] = [parse_policy(doc) for doc in baseline]
+        self._parsed: dict[str, tuple[str, Policy]] = {}  # name -> (document text, parsed)
+
+    # ---- authorizing ----------------------------------------------------------------------------
+    async def authorize(self, principal: Principal, action: str, resource: str, context: Mapping[str, Any] | None = None) -> None:
+        """Raise Forbidden unless the principal's policies allow ``action`` on ``resource``."""
+        identity, boundaries = await self._policies_of(principal.user_id)
+        ctx = {"aws:userid": str(principal.user_id), "aws:username": principal.username, "aws:TokenIssueTime": principal.issued_at, **(context or {})}
+        request = Request(user_arn(principal.username), action, resource, ctx)
+        decision = evaluate(request, identity_policies=[*self.baseline, *identity], permission_boundaries=boundaries)
+        if decision.decision != ALLOW:
+            raise Forbidden(f"not allowed: {action} on this resource ({decision.decision})")
+
+    async def allowed(self, principal: Principal, action: str, resource: str, context: Mapping[str, Any] | None = None) -> bool:
+        try:
+            await self.authorize(principal, action, resource, context)
+        except Forbidden:
+            return False
+        return True
+
+    async def _policies_of(self, user_id: int) -> tuple[list[Policy], list[Policy]]:
+        async with self.db.read() as conn:
+            groups = [row.group_name for row in await conn.execute(select(gm.group_name).where(gm.user_id == user_id))]
+            rows = (await conn.execute(
+                select(att.target_kind, pol.name, pol.document)
+                .select_from(schema.attachments.join(schema.policies, pol.name == att.policy_name))
+                .where(((att.target_kind.in_(("user", "boundary"))) & (att.target == str(user_id)))
+                       | ((att.target_kind == "group") & (att.target.in_(groups))))
+            )).all()
+        identity, boundaries = [], []
+        for row in rows:
+            (boundaries if row.target_kind == "boundary" else identity).append(self._parse(row.name, row.document))
+        return identity, boundaries
+
+    def _parse(self, name: str, document: str) -> Policy:
+        cached = self._parsed.get(name)
+        if cached is None or cached[0] != document:
+            cached = self._parsed[name] = (document, parse_policy(json.loads(document)))
+        return cached[1]
+
+    # ---- managing -------------------------------------------------------------------------------
+    async def put_policy(self, name: object, document: object) -> None:
+        """Create or replace a named policy; the document is validated like AWS validates it."""
+        name = check_name(name, "policy")
+        try:
+            parse_policy(document)
+        except PolicyError as error:
+            raise Invalid(f"invalid policy: {error}", field="document") from None
+        text = json.dumps(document, sort_keys=True)
+        async with self.db.write() as conn:
+            await conn.execute(delete(schema.policies).where(pol.name == name))
+            await conn.execute(insert(schema.policies).values(name=name, document=text, created_at=time.time()))
+
+    async def create_group(self, name: object) -> None:
+        name = check_name(name, "group")
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(insert(schema.groups).values(name=name, created_at=time.time()))
+        except IntegrityError:
+            raise Conflict(f"group {name!r} exists already") from None
+
+    async def add_member(self, group: object, user_id: int) -> None:
+        group = check_name(group, "group")
+        async with self.db.write() as conn:
+            await self._require(conn, schema.groups, g.name == group, f"no group {group!r}")
+            await self._require(conn, schema.users, schema.users.c.id == user_id, "no such user")
+            if (await conn.execute(select(gm.user_id).where(gm.group_name == group, gm.user_id == user_id))).first() is None:
+                await conn.execute(insert(schema.group_members).values(group_name=group, user_id=user_id))
+
+    async def remove_member(self, group: object, user_id: int) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(delete(schema.group_members).where(gm.group_name == group, gm.user_id == user_id))
+
+    async def attach(self, policy: object, kind: str, target: str) -> None:
+        """Attach a policy to a user (target: user id), a group (target: name), or as a user's boundary."""
+        if kind not in TARGET_KINDS:
+            raise Invalid(f"attach to one of {', '.join(TARGET_KINDS)}", field="kind")
+        async with self.db.write() as conn:
+            await self._require(conn, schema.policies, pol.name == policy, f"no policy {policy!r}")
+            if kind == "group":
+                await self._require(conn, schema.groups, g.name == target, f"no group {target!r}")
+            exists = await conn.execute(select(att.policy_name).where(att.policy_name == policy, att.target_kind == kind, att.target == target))
+            if exists.first() is None:
+                await conn.execute(insert(schema.attachments).values(policy_name=policy, target_kind=kind, target=target))
+
+    async def detach(self, policy: object, kind: str, target: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(delete(schema.attachments).where(att.policy_name == policy, att.target_kind == kind, att.target == target))
+
+    async def groups(self) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            members = (await conn.execute(select(gm.group_name, schema.users.c.username).select_from(
+                schema.group_members.join(schema.users, schema.users.c.id == gm.user_id)))).all()
+            policies = (await conn.execute(select(att.target, att.policy_name).where(att.target_kind == "group"))).all()
+            names = [row.name for row in await conn.execute(select(g.name).order_by(g.name))]
+        return [{"name": n, "members": sorted(m.username for m in members if m.group_name == n),
+                 "policies": sorted(p.policy_name for p in policies if p.target == n)} for n in names]
+
+    @staticmethod
+    async def _require(conn: AsyncConnection, table, where, message: str) -> None:  # noqa: ANN001
+        if (await conn.execute(select(table).where(where).limit(1))).first() is None:
+            raise NotFound(message)
