@@ -156,6 +156,7 @@ def live_server(tmp_path_factory) -> LiveServer:  # noqa: ANN001
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
+            log.close()
             raise RuntimeError(f"summit up did not become healthy; see {data_dir.parent / 'server.log'}")
         time.sleep(0.2)
     yield LiveServer(url, str(data_dir), process)

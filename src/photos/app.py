@@ -27,6 +27,7 @@ from summit.ports import InvalidKey, ObjectNotFound
 from summit.security.passwords import PasswordHasher
 from summit.security.tokens import TokenService
 from summit.web import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
+from summit.web.forms import strict_utf8_forms
 from summit.web.logs import configure_logging
 from summit.web.metrics import HttpMetrics
 from summit.workers import Worker
@@ -50,6 +51,7 @@ MEDIA_CACHE_CONTROL = "public, max-age=31536000, immutable"
 def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     blueprint = blueprint or load_blueprint()
     configure_logging()
+    strict_utf8_forms()
     metrics = HttpMetrics()
 
     @asynccontextmanager
@@ -137,16 +139,17 @@ def _add_platform_routes(app: FastAPI, metrics: HttpMetrics) -> None:
     @app.get("/media/{key:path}", tags=["media"], responses={200: {"content": {"image/*": {}}}, 404: {}})
     async def media(key: str, request: Request) -> Response:
         """Photos and thumbnails, by their unguessable immutable key: cacheable for a year."""
-        if request.headers.get("if-none-match", "").strip('"') == key.rsplit("/", 1)[-1]:
-            return Response(status_code=304, headers={"cache-control": MEDIA_CACHE_CONTROL})
+        objects = request.app.state.ctx.objects
         try:
-            stored = await request.app.state.ctx.objects.get(key)
+            if request.headers.get("if-none-match", "").strip('"') == (await objects.head(key)).etag:
+                return Response(status_code=304, headers={"cache-control": MEDIA_CACHE_CONTROL})
+            stored = await objects.get(key)
         except (ObjectNotFound, InvalidKey):
             return JSON({"error": {"code": "not_found", "message": "no such photo"}, "request_id": request_id()}, status_code=404)
         return Response(
             stored.data,
             media_type=stored.info.content_type,
-            headers={"cache-control": MEDIA_CACHE_CONTROL, "etag": f'"{key.rsplit("/", 1)[-1]}"'},
+            headers={"cache-control": MEDIA_CACHE_CONTROL, "etag": f'"{stored.info.etag}"'},
         )
 
     @app.get("/api/v1/docs", include_in_schema=False)
@@ -186,7 +189,9 @@ def _describe(problem: dict) -> str:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, error: AppError) -> Response:
-        return _error_response(request, error.status, error.code, error.message, error.field)
+        response = _error_response(request, error.status, error.code, error.message, error.field)
+        response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
@@ -194,8 +199,14 @@ def _add_error_handlers(app: FastAPI) -> None:
         if any(p.get("type") == "json_invalid" for p in problems):
             return _error_response(request, 400, "bad_json", "the request body is not valid JSON")
         first = problems[0] if problems else {}
-        where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
+        where = [str(p) for p in first.get("loc", ())[1:]]  # loc[0] says where: body, query, path...
         return _error_response(request, 422, "invalid", "; ".join(_describe(p) for p in problems[:5]), ".".join(where) or None)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> Response:
+        """A bug: logged with its traceback; the client gets the JSON shape and the request id."""
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return _error_response(request, 500, "internal_error", "something went wrong on our side; the request id identifies it in our logs")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

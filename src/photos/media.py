@@ -45,7 +45,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             return image
     except BadImage:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(f"the image has more than {max_pixels:,} pixels; send a smaller one") from None
+    except UnidentifiedImageError as error:
         raise BadImage(f"not a readable image ({type(error).__name__}): send a JPEG, PNG, WebP or GIF") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as error:
         raise BadImage(f"the image is corrupt or truncated ({error}): send the file again") from None
@@ -59,12 +61,14 @@ def clean(data: bytes, *, max_pixels: int) -> CleanImage:
     fmt = image.format
     content_type, extension = FORMATS[fmt]
     animated = getattr(image, "is_animated", False) and fmt in ("GIF", "WEBP")
+    image.info.pop("comment", None)  # JPEG and GIF writers would copy it: it can hold private text
     out = io.BytesIO()
     try:
         if animated:
             image.save(out, format=fmt, save_all=True, loop=image.info.get("loop", 0))
         else:
             upright = ImageOps.exif_transpose(image)
+            upright.info.pop("comment", None)
             if fmt == "JPEG":
                 upright = upright.convert("RGB") if upright.mode not in ("RGB", "L") else upright
                 upright.save(out, format="JPEG", quality=90, optimize=True)

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 
 from summit import ids
 from summit.ports import IntegrityError, ObjectError
-from summit.security.passwords import DUMMY_HASH
+
 
 from photos import media, schema
 from photos.errors import Conflict, Invalid, NotFound, Unauthorized
@@ -124,7 +124,7 @@ async def authenticate(ctx: Context, login: object, password: object) -> Profile
     async with ctx.db.read() as conn:
         row = (await conn.execute(select(schema.users).where(column == login))).first()
     if row is None:
-        await ctx.passwords.verify_async(DUMMY_HASH, password)  # same time as a wrong password
+        await ctx.passwords.verify_dummy(password)  # same time as a wrong password
         raise wrong
     if not await ctx.passwords.verify_async(row.password_hash, password):
         raise wrong

@@ -12,6 +12,7 @@ class PasswordHasher:
     def __init__(self, *, time_cost: int | None = None, memory_cost: int | None = None):
         kwargs = {k: v for k, v in (("time_cost", time_cost), ("memory_cost", memory_cost)) if v}
         self._argon2 = _Argon2(**kwargs)
+        self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
         return self._argon2.hash(password)
@@ -22,6 +23,13 @@ class PasswordHasher:
         except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
             return False
 
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the time of a real verification, for a login whose user does not exist, so that
+        timing does not reveal which usernames exist (the dummy hash uses this hasher's cost)."""
+        if self._dummy is None:
+            self._dummy = await self.hash_async("summit-dummy-password")
+        await self.verify_async(self._dummy, password)
+
     def needs_rehash(self, stored_hash: str) -> bool:
         return self._argon2.check_needs_rehash(stored_hash)
 
@@ -31,8 +39,3 @@ class PasswordHasher:
 
     async def verify_async(self, stored_hash: str, password: str) -> bool:
         return await asyncio.to_thread(self.verify, stored_hash, password)
-
-
-# A real argon2id hash (of a password no account has), verified against when the user does not exist, so that a login
-# for an unknown name takes as long as one with a wrong password.
-DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$1A3winilQegzmVuj9aYTug$QXtqSQv59vLFB+IKw/FCGy8u32LCqZGL5tlaObZ5Lk0"

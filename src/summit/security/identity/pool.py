@@ -27,7 +27,7 @@ from summit.security.identity.records import MfaChallenge, PoolConfig, PoolUser,
 from summit.security.identity.throttle import Limits, Throttle
 from summit.security.identity.tokens import InvalidToken, TokenIssuer
 from summit.security.identity.validation import check_email, check_username, normalize_login
-from summit.security.passwords import DUMMY_HASH, PasswordHasher
+from summit.security.passwords import PasswordHasher
 
 u, c, r, rc = schema.users.c, schema.codes.c, schema.refresh_tokens.c, schema.recovery_codes.c
 Hook = Callable[[AsyncConnection, PoolUser], Awaitable[None]]
@@ -122,7 +122,7 @@ class UserPool:
         await self.throttle.check(account_key, address_key)
         ok = isinstance(password, str) and len(password) <= 4 * password_policy.MAX_LENGTH
         if row is None or not ok:
-            await self.hasher.verify_async(DUMMY_HASH, "x")  # the same time as a wrong password
+            await self.hasher.verify_dummy("x")  # the same time as a wrong password
             ok = False
         else:
             ok = await self.hasher.verify_async(row.password_hash, password_policy.normalize(password))

@@ -1,0 +1,179 @@
+"""API: follows, likes and comments (idempotency of PUT/DELETE, counts, authorization)."""
+
+from __future__ import annotations
+
+from summit import ids
+
+API = "/api/v1"
+
+
+def _assert_error(r, status: int, *words: str) -> dict:  # noqa: ANN001
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    error = r.json()["error"]
+    assert error["message"], error
+    for word in words:
+        assert word.lower() in error["message"].lower(), error
+    return error
+
+
+# ---- follows ----------------------------------------------------------------------------------
+async def test_follow_and_unfollow_are_idempotent(client, make_user):
+    alice, bob = await make_user(), await make_user()
+    for _ in range(2):
+        r = await client.put(f"{API}/users/{bob.username}/follow", headers=alice.auth)
+        assert r.status_code == 200 and r.json() == {"following": True}
+    bob_seen_by_alice = (await client.get(f"{API}/users/{bob.username}", headers=alice.auth)).json()
+    assert bob_seen_by_alice["followers"] == 1 and bob_seen_by_alice["followed_by_me"] is True
+    assert (await client.get(f"{API}/me", headers=alice.auth)).json()["following"] == 1
+    assert (await client.get(f"{API}/users/{bob.username}")).json()["followed_by_me"] is False  # anonymous
+
+    for _ in range(2):
+        r = await client.delete(f"{API}/users/{bob.username}/follow", headers=alice.auth)
+        assert r.status_code == 200 and r.json() == {"following": False}
+    bob_seen_by_alice = (await client.get(f"{API}/users/{bob.username}", headers=alice.auth)).json()
+    assert bob_seen_by_alice["followers"] == 0 and bob_seen_by_alice["followed_by_me"] is False
+
+
+async def test_follow_is_by_username_case_insensitively(client, make_user):
+    alice, bob = await make_user(), await make_user()
+    r = await client.put(f"{API}/users/{bob.username.upper()}/follow", headers=alice.auth)
+    assert r.status_code == 200
+    assert (await client.get(f"{API}/users/{bob.username}")).json()["followers"] == 1
+
+
+async def test_follow_errors(client, make_user):
+    alice = await make_user()
+    _assert_error(await client.put(f"{API}/users/{alice.username}/follow", headers=alice.auth), 422, "yourself")
+    _assert_error(await client.put(f"{API}/users/no_such_person/follow", headers=alice.auth), 404, "user")
+    _assert_error(await client.delete(f"{API}/users/no_such_person/follow", headers=alice.auth), 404, "user")
+    _assert_error(await client.put(f"{API}/users/{alice.username}/follow"), 401)
+    _assert_error(await client.delete(f"{API}/users/{alice.username}/follow"), 401)
+
+
+async def test_following_puts_posts_in_the_feed_and_unfollowing_takes_them_out(client, make_user, make_post):
+    alice, bob = await make_user(), await make_user()
+    post = await make_post(bob, "bob's")
+    assert (await client.get(f"{API}/feed", headers=alice.auth)).json()["items"] == []
+    await client.put(f"{API}/users/{bob.username}/follow", headers=alice.auth)
+    assert [p["id"] for p in (await client.get(f"{API}/feed", headers=alice.auth)).json()["items"]] == [post["id"]]
+    await client.delete(f"{API}/users/{bob.username}/follow", headers=alice.auth)
+    assert (await client.get(f"{API}/feed", headers=alice.auth)).json()["items"] == []
+
+
+# ---- likes ------------------------------------------------------------------------------------
+async def test_like_and_unlike_are_idempotent_with_exact_counts(client, make_user, make_post):
+    alice, bob, carol = await make_user(), await make_user(), await make_user()
+    post = await make_post(alice)
+    url = f"{API}/posts/{post['id']}/like"
+    for _ in range(3):
+        r = await client.put(url, headers=bob.auth)
+        assert r.status_code == 200 and r.json() == {"liked": True, "like_count": 1}
+    assert (await client.put(url, headers=carol.auth)).json() == {"liked": True, "like_count": 2}
+    assert (await client.put(url, headers=alice.auth)).json() == {"liked": True, "like_count": 3}  # own post: allowed
+    got = (await client.get(f"{API}/posts/{post['id']}", headers=bob.auth)).json()
+    assert got["like_count"] == 3 and got["liked_by_me"] is True
+
+    for _ in range(3):
+        r = await client.delete(url, headers=bob.auth)
+        assert r.status_code == 200 and r.json() == {"liked": False, "like_count": 2}
+    r = await client.delete(url, headers=bob.auth)
+    assert r.json()["like_count"] == 2
+    got = (await client.get(f"{API}/posts/{post['id']}", headers=bob.auth)).json()
+    assert got["like_count"] == 2 and got["liked_by_me"] is False
+    assert (await client.get(f"{API}/posts/{post['id']}", headers=carol.auth)).json()["liked_by_me"] is True
+
+
+async def test_like_errors(client, make_user, make_post):
+    alice = await make_user()
+    post = await make_post(alice)
+    missing = ids.make_id(7, 3)
+    _assert_error(await client.put(f"{API}/posts/{missing}/like", headers=alice.auth), 404, "post")
+    _assert_error(await client.delete(f"{API}/posts/{missing}/like", headers=alice.auth), 404, "post")
+    _assert_error(await client.put(f"{API}/posts/{post['id']}/like"), 401)
+    _assert_error(await client.delete(f"{API}/posts/{post['id']}/like"), 401)
+
+
+# ---- comments ---------------------------------------------------------------------------------
+async def test_comments_add_list_paginate_oldest_first(client, make_user, make_post):
+    alice, bob = await make_user(), await make_user()
+    post = await make_post(alice)
+    url = f"{API}/posts/{post['id']}/comments"
+    made = []
+    for i in range(5):
+        who = (alice, bob)[i % 2]
+        r = await client.post(url, headers=who.auth, json={"body": f"  comment {i}\nsecond line  "})
+        assert r.status_code == 201, r.text
+        c = r.json()
+        assert c["post_id"] == post["id"] and c["author"]["id"] == who.id and c["author"]["username"] == who.username
+        assert c["body"] == f"comment {i}\nsecond line" and c["created_at"]
+        assert isinstance(c["id"], str) and ids.shard_of(int(c["id"])) == ids.shard_of(int(post["id"]))
+        made.append(c["id"])
+    assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 5
+
+    r = await client.get(url)  # anonymous reading is allowed
+    assert r.status_code == 200 and [c["id"] for c in r.json()["items"]] == made and r.json()["next_cursor"] is None
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        body = (await client.get(url, params=params)).json()
+        seen += [c["id"] for c in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert seen == made and pages == 3
+
+
+async def test_comment_errors(client, make_user, make_post):
+    alice = await make_user()
+    post = await make_post(alice)
+    url = f"{API}/posts/{post['id']}/comments"
+    _assert_error(await client.post(url, json={"body": "anonymous"}), 401)
+    for body in ("", "   ", "\n\t"):
+        assert _assert_error(await client.post(url, headers=alice.auth, json={"body": body}), 422, "body")["field"] == "body"
+    _assert_error(await client.post(url, headers=alice.auth, json={"body": "x" * 1001}), 422, "body")
+    assert (await client.post(url, headers=alice.auth, json={"body": "x" * 1000})).status_code == 201
+    missing = ids.make_id(9, 9)
+    _assert_error(await client.post(f"{API}/posts/{missing}/comments", headers=alice.auth, json={"body": "hi"}), 404, "post")
+    _assert_error(await client.get(f"{API}/posts/{missing}/comments"), 404, "post")
+    _assert_error(await client.delete(f"{API}/comments/{missing}", headers=alice.auth), 404, "comment")
+    assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 1
+
+
+async def test_delete_own_comment_adjusts_the_count(client, make_user, make_post):
+    alice, bob = await make_user(), await make_user()
+    post = await make_post(alice)
+    url = f"{API}/posts/{post['id']}/comments"
+    keep = (await client.post(url, headers=alice.auth, json={"body": "keep"})).json()
+    gone = (await client.post(url, headers=bob.auth, json={"body": "gone"})).json()
+    r = await client.delete(f"{API}/comments/{gone['id']}", headers=bob.auth)
+    assert r.status_code == 204 and r.content == b""
+    assert [c["id"] for c in (await client.get(url)).json()["items"]] == [keep["id"]]
+    assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 1
+    _assert_error(await client.delete(f"{API}/comments/{gone['id']}", headers=bob.auth), 404)
+    assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 1
+
+
+async def test_others_cannot_delete_a_comment(client, make_user, make_post):
+    alice, bob = await make_user(), await make_user()
+    post = await make_post(bob)  # even the post's author cannot delete alice's comment
+    url = f"{API}/posts/{post['id']}/comments"
+    comment = (await client.post(url, headers=alice.auth, json={"body": "alice was here"})).json()
+    _assert_error(await client.delete(f"{API}/comments/{comment['id']}", headers=bob.auth), 403, "author")
+    _assert_error(await client.delete(f"{API}/comments/{comment['id']}"), 401)
+    items = (await client.get(url)).json()["items"]
+    assert [(c["id"], c["body"]) for c in items] == [(comment["id"], "alice was here")]
+    assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 1
+
+
+async def test_deleting_a_post_deletes_its_comments_and_likes(client, make_user, make_post):
+    alice, bob = await make_user(), await make_user()
+    post = await make_post(alice)
+    comment = (await client.post(f"{API}/posts/{post['id']}/comments", headers=bob.auth, json={"body": "hi"})).json()
+    await client.put(f"{API}/posts/{post['id']}/like", headers=bob.auth)
+    assert (await client.delete(f"{API}/posts/{post['id']}", headers=alice.auth)).status_code == 204
+    _assert_error(await client.get(f"{API}/posts/{post['id']}/comments"), 404)
+    _assert_error(await client.delete(f"{API}/comments/{comment['id']}", headers=bob.auth), 404)
+    _assert_error(await client.put(f"{API}/posts/{post['id']}/like", headers=bob.auth), 404)
