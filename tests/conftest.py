@@ -68,18 +68,30 @@ class User:
 _names = itertools.count(1)
 
 
+async def mailed_code(app, email: str) -> str:  # noqa: ANN001
+    """The newest code mailed to ``email`` (the embedded outbox keeps what the app sent)."""
+    import re
+
+    mails = await app.state.ctx.platform.mail.list(to=email)
+    assert mails, f"no mail to {email}"
+    return re.search(r"\b(\d{6})\b", mails[0].subject).group(1)
+
+
 @pytest.fixture
-def make_user(client: httpx.AsyncClient):  # noqa: ANN201
-    """``await make_user()`` signs up and logs in a new user."""
+def make_user(app, client: httpx.AsyncClient):  # noqa: ANN001, ANN201
+    """``await make_user()`` signs up, confirms by the mailed code, and signs in a new user."""
 
     async def make(username: str | None = None, password: str = "correct horse 1") -> User:
         username = username or f"user{next(_names)}"
         email = f"{username}@example.com"
         r = await client.post("/api/v1/accounts", json={"username": username, "email": email, "password": password})
         assert r.status_code == 201, r.text
+        code = await mailed_code(app, email)
+        r = await client.post("/api/v1/accounts/confirm", json={"login": username, "code": code})
+        assert r.status_code == 200, r.text
         r = await client.post("/api/v1/sessions", json={"login": username, "password": password})
         assert r.status_code == 201, r.text
-        client.cookies.clear()  # API tests authenticate by header, not by the UI's cookie
+        client.cookies.clear()  # API tests authenticate by header, not by the UI's cookies
         return User(r.json()["user"]["id"], username, email, password, r.json()["token"])
 
     return make

@@ -24,19 +24,22 @@ from swagger_ui_bundle import swagger_ui_path
 from summit.blueprint import Blueprint, load_blueprint
 from summit.platform import Platform
 from summit.ports import InvalidKey, ObjectNotFound
-from summit.security.passwords import PasswordHasher
-from summit.security.tokens import TokenService
+from summit.security.identity.admin_api import router as admin_router
+from summit.security.identity.api import router as identity_router
+from summit.security.identity.web import BrowserSessionMiddleware
 from summit.web import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
+from summit.web.audit import AuditMiddleware
 from summit.web.forms import strict_utf8_forms
 from summit.web.logs import configure_logging
 from summit.web.metrics import HttpMetrics
 from summit.workers import Worker
 
-from photos import migrations
+
 from photos.api import router as api_router
 from photos.api.idempotency import IdempotencyMiddleware
 from photos.api.responses import JSON
 from photos.errors import AppError
+from photos.identity import migrate, open_security
 from photos.services import Context
 from photos.services.accounts import OBJECT_CLEANUP_QUEUE
 from photos.services.posts import THUMBNAIL_QUEUE, make_thumbnails, pending_thumbnails, request_thumbnails
@@ -57,13 +60,12 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         platform = Platform.from_blueprint(blueprint)
-        await asyncio.to_thread(migrations.upgrade, platform.db.sync_url)
-        ctx = Context(
-            platform=platform,
-            tokens=TokenService.from_data_dir(blueprint.data_dir, ttl_seconds=blueprint.auth.token_ttl_seconds),
-            passwords=PasswordHasher(time_cost=blueprint.auth.argon2_time_cost, memory_cost=blueprint.auth.argon2_memory_kib),
-        )
+        await asyncio.to_thread(migrate, platform.db.sync_url)
+        security = await open_security(platform, blueprint)
+        ctx = Context(platform=platform, identity=security.identity, access=security.access)
         app.state.ctx = ctx
+        app.state.identity, app.state.access, app.state.audit = security.identity, security.access, security.audit
+        app.state.cookie_secure = blueprint.auth.cookie_secure
         worker = None
         if blueprint.worker.in_process:
             worker = build_worker(ctx)
@@ -77,6 +79,7 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop(timeout=10)
+            await asyncio.to_thread(security.audit.close)
             await platform.close()
 
     app = FastAPI(
@@ -91,6 +94,8 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False},
     )
     app.state.metrics = metrics
+    app.include_router(identity_router)
+    app.include_router(admin_router)
     app.include_router(api_router)
     app.include_router(web_router)
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
@@ -100,6 +105,8 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
 
     # outermost last: request context wraps everything, so even a 413 gets an id and a log line
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BrowserSessionMiddleware, pool=lambda: app.state.identity, secure=blueprint.auth.cookie_secure)
+    app.add_middleware(AuditMiddleware, audit=lambda: getattr(app.state, "audit", None))
     upload_limit = blueprint.uploads.max_photo_bytes + 256 * 1024  # room for the multipart envelope
     is_upload = lambda method, path: method in ("POST", "PUT") and (path in ("/api/v1/posts", "/api/v1/me/avatar", "/posts", "/settings/avatar"))  # noqa: E731
     app.add_middleware(BodyLimitMiddleware, default=1024 * 1024, limits=[(is_upload, upload_limit)])

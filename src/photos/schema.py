@@ -22,13 +22,13 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# The profile of a user of the pool (summit.security.identity): same id and username; the pool keeps
+# the credentials (email, password, MFA), the app keeps what others see.
 users = Table(
     "users",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),
-    Column("username", String(30), nullable=False, unique=True),  # lower-case, immutable
-    Column("email", String(254), nullable=False, unique=True),  # lower-cased
-    Column("password_hash", String(200), nullable=False),
+    Column("username", String(30), nullable=False, unique=True),  # the user pool's, copied at confirmation
     Column("display_name", String(60), nullable=False, server_default=""),
     Column("bio", String(300), nullable=False, server_default=""),
     Column("avatar_key", String(200)),

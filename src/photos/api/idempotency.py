@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 
 from summit.ports import IntegrityError
-from summit.security.tokens import InvalidToken
+from summit.security.identity.tokens import InvalidToken
 from summit.web import request_id
 
 from photos import schema
@@ -134,7 +134,7 @@ def _scope(ctx, headers: dict) -> str:  # noqa: ANN001
         token = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else None
     if token:
         try:
-            return "user:" + ctx.tokens.verify(token).subject
+            return "user:" + ctx.identity.tokens.verify(token).subject
         except InvalidToken:
             pass
     return "anonymous"

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from photos.api.responses import JSON
+from summit.security.identity import Principal
 
 from photos import auth
 from photos.api import views as v
-from photos.errors import Invalid
+from photos.api.responses import JSON
 from photos.services import accounts, posts, social
 from photos.services.common import Context, parse_id
 
@@ -19,13 +19,14 @@ router = APIRouter(prefix="/api/v1", default_response_class=JSON)
 
 Ctx = Annotated[Context, Depends(auth.context)]
 Me = Annotated[int, Depends(auth.current_user_id)]
+Actor = Annotated[Principal, Depends(auth.current_principal)]
 Viewer = Annotated[int | None, Depends(auth.optional_user_id)]
 Cursor = Annotated[str | None, Query(max_length=20, description="next_cursor of the previous page")]
 Limit = Annotated[int | None, Query(ge=1, le=100)]
 
 ERRORS = {
     code: {"model": v.ErrorOut}
-    for code in (400, 401, 403, 404, 409, 413, 415, 422)
+    for code in (400, 401, 403, 404, 409, 413, 415, 422, 429)
 }
 
 
@@ -43,33 +44,7 @@ async def _read_upload(upload: UploadFile, ctx: Context) -> bytes:
     return data
 
 
-# ---- accounts and sessions --------------------------------------------------------------------
-@router.post("/accounts", status_code=201, responses={201: {"model": v.ProfileOut}, **ERRORS}, tags=["accounts"])
-async def sign_up(body: v.SignUp, ctx: Ctx) -> Response:
-    """Create an account. Usernames are 3-30 of a-z, 0-9, '_' and '.'; passwords at least 8 characters."""
-    user = await accounts.sign_up(ctx, body.username, body.email, body.password)
-    return _json(v.profile(user), 201)
-
-
-@router.post("/sessions", status_code=201, responses={201: {"model": v.SessionOut}, **ERRORS}, tags=["accounts"])
-async def log_in(body: v.LogIn, request: Request, ctx: Ctx) -> Response:
-    """Log in with a username or an email. The token goes in `Authorization: Bearer <token>`;
-    the response also sets it as a cookie for the web UI."""
-    user = await accounts.authenticate(ctx, body.login, body.password)
-    token = ctx.tokens.issue(str(user.id))
-    response = _json({"token": token, "token_type": "Bearer", "expires_in": ctx.tokens.ttl_seconds, "user": v.profile(user)}, 201)
-    auth.set_session(request, response, token)
-    return response
-
-
-@router.delete("/sessions", status_code=204, responses=ERRORS, tags=["accounts"])
-async def log_out() -> Response:
-    """Log out of this browser (clears the session cookie)."""
-    response = Response(status_code=204)
-    auth.clear_session(response)
-    return response
-
-
+# ---- your profile (accounts and sessions are the user pool's: summit.security.identity.api) ----
 @router.get("/me", responses={200: {"model": v.ProfileOut}, **ERRORS}, tags=["accounts"])
 async def me(user_id: Me, ctx: Ctx) -> Response:
     return _json(v.profile(await accounts.get_profile(ctx, user_id, viewer_id=user_id)))
@@ -84,11 +59,7 @@ async def edit_me(body: v.ProfileUpdate, user_id: Me, ctx: Ctx) -> Response:
 @router.put("/me/avatar", responses={200: {"model": v.ProfileOut}, **ERRORS}, tags=["accounts"])
 async def set_avatar(user_id: Me, ctx: Ctx, photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP or GIF")]) -> Response:
     data = await _read_upload(photo, ctx)
-    try:
-        user = await accounts.set_avatar(ctx, user_id, data)
-    except ValueError as error:  # media.BadImage
-        raise Invalid(str(error), field="photo") from None
-    return _json(v.profile(user))
+    return _json(v.profile(await accounts.set_avatar(ctx, user_id, data)))
 
 
 @router.delete("/me", status_code=204, responses=ERRORS, tags=["accounts"])
@@ -119,13 +90,14 @@ async def get_post(post_id: str, viewer: Viewer, ctx: Ctx) -> Response:
 
 
 @router.patch("/posts/{post_id}", responses={200: {"model": v.PostOut}, **ERRORS}, tags=["posts"])
-async def edit_post(post_id: str, body: v.CaptionUpdate, user_id: Me, ctx: Ctx) -> Response:
-    return _json(v.post(await posts.edit_caption(ctx, user_id, parse_id(post_id, "post"), body.caption)))
+async def edit_post(post_id: str, body: v.CaptionUpdate, actor: Actor, ctx: Ctx) -> Response:
+    return _json(v.post(await posts.edit_caption(ctx, actor, parse_id(post_id, "post"), body.caption)))
 
 
 @router.delete("/posts/{post_id}", status_code=204, responses=ERRORS, tags=["posts"])
-async def delete_post(post_id: str, user_id: Me, ctx: Ctx) -> Response:
-    await posts.delete_post(ctx, user_id, parse_id(post_id, "post"))
+async def delete_post(post_id: str, actor: Actor, ctx: Ctx) -> Response:
+    """Delete a post: yours, or any as a moderator."""
+    await posts.delete_post(ctx, actor, parse_id(post_id, "post"))
     return Response(status_code=204)
 
 
@@ -188,6 +160,7 @@ async def add_comment(post_id: str, body: v.NewComment, user_id: Me, ctx: Ctx) -
 
 
 @router.delete("/comments/{comment_id}", status_code=204, responses=ERRORS, tags=["comments"])
-async def delete_comment(comment_id: str, user_id: Me, ctx: Ctx) -> Response:
-    await social.delete_comment(ctx, user_id, parse_id(comment_id, "comment"))
+async def delete_comment(comment_id: str, actor: Actor, ctx: Ctx) -> Response:
+    """Delete a comment: yours, or any as a moderator."""
+    await social.delete_comment(ctx, actor, parse_id(comment_id, "comment"))
     return Response(status_code=204)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from summit.platform import Platform
-from summit.security.passwords import PasswordHasher
-from summit.security.tokens import TokenService
+from summit.security.identity import UserPool
+from summit.security.identity.access import Access
 
 from photos.errors import Invalid
 
@@ -23,8 +23,8 @@ MAX_TAGS = 30
 @dataclass
 class Context:
     platform: Platform
-    tokens: TokenService
-    passwords: PasswordHasher
+    identity: UserPool  # accounts, sessions, tokens (like Cognito)
+    access: Access  # who may do what (IAM-style policies)
     media_base: str = "/media"
 
     @property

@@ -13,8 +13,10 @@ from sqlalchemy import and_, delete, exists, insert, literal, or_, select, updat
 from summit import ids
 from summit.ports import ObjectNotFound
 
-from photos import media, schema
-from photos.errors import Forbidden, Invalid, NotFound, TooLarge
+from summit.security.identity import Principal
+
+from photos import media, policies, schema
+from photos.errors import Invalid, NotFound, TooLarge
 from photos.services.accounts import delete_objects
 from photos.services.common import (
     Context,
@@ -142,27 +144,26 @@ async def get_post(ctx: Context, post_id: int, *, viewer_id: int | None = None) 
     return _post(ctx, row)
 
 
-async def _owned_post(conn, actor_id: int, post_id: int):  # noqa: ANN001, ANN202
+async def _authorized_post(ctx: Context, conn, actor: Principal, post_id: int, action: str, message: str):  # noqa: ANN001, ANN202
     row = (await conn.execute(select(schema.posts).where(p.id == post_id))).first()
     if row is None:
         raise NotFound("no such post")
-    if row.author_id != actor_id:
-        raise Forbidden("only the author can change or delete this post")
+    await ctx.access.authorize(actor, action, policies.post_arn(post_id), policies.owner(row.author_id), message=message)
     return row
 
 
-async def edit_caption(ctx: Context, actor_id: int, post_id: int, caption: object) -> Post:
+async def edit_caption(ctx: Context, actor: Principal, post_id: int, caption: object) -> Post:
     caption = clean_text(caption, "caption", max_length=MAX_CAPTION, multiline=True)
     async with ctx.db.write() as conn:
-        await _owned_post(conn, actor_id, post_id)
+        await _authorized_post(ctx, conn, actor, post_id, "photos:EditPost", "only the author can edit this post")
         await conn.execute(update(schema.posts).where(p.id == post_id).values(caption=caption, edited_at=now()))
         await _set_tags(conn, post_id, caption)
-    return await get_post(ctx, post_id, viewer_id=actor_id)
+    return await get_post(ctx, post_id, viewer_id=actor.user_id)
 
 
-async def delete_post(ctx: Context, actor_id: int, post_id: int) -> None:
+async def delete_post(ctx: Context, actor: Principal, post_id: int) -> None:
     async with ctx.db.write() as conn:
-        row = await _owned_post(conn, actor_id, post_id)
+        row = await _authorized_post(ctx, conn, actor, post_id, "photos:DeletePost", "only the author or a moderator can delete this post")
         await conn.execute(delete(schema.posts).where(p.id == post_id))
     await delete_objects(ctx, [k for k in (row.photo_key, row.thumb_small, row.thumb_medium, row.thumb_large) if k])
 

@@ -6,8 +6,10 @@ from sqlalchemy import delete, insert, select, update
 
 from summit import ids
 
-from photos import schema
-from photos.errors import Forbidden, Invalid, NotFound
+from summit.security.identity import Principal
+
+from photos import policies, schema
+from photos.errors import Invalid, NotFound
 from photos.services.common import Comment, Context, Page, UserBrief, clean_text, now, page_size, parse_cursor
 
 MAX_COMMENT = 1000
@@ -100,12 +102,12 @@ async def list_comments(ctx: Context, post_id: int, *, cursor: str | None = None
     return Page(items, str(items[-1].id) if len(rows) > size else None)
 
 
-async def delete_comment(ctx: Context, actor_id: int, comment_id: int) -> None:
+async def delete_comment(ctx: Context, actor: Principal, comment_id: int) -> None:
     async with ctx.db.write() as conn:
         row = (await conn.execute(select(c.author_id, c.post_id).where(c.id == comment_id))).first()
         if row is None:
             raise NotFound("no such comment")
-        if row.author_id != actor_id:
-            raise Forbidden("only the author can delete this comment")
+        await ctx.access.authorize(actor, "photos:DeleteComment", policies.comment_arn(comment_id), policies.owner(row.author_id),
+                                   message="only the author or a moderator can delete this comment")
         await conn.execute(delete(schema.comments).where(c.id == comment_id))
         await conn.execute(update(schema.posts).where(p.id == row.post_id).values(comment_count=p.comment_count - 1))

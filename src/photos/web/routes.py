@@ -18,7 +18,8 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from summit.security.tokens import InvalidToken
+from summit.errors import ServiceError
+from summit.security.identity import MfaChallenge, Principal, Session
 
 from photos import auth, media
 from photos.errors import AppError, Forbidden, Invalid, NotFound, TooLarge
@@ -86,14 +87,18 @@ async def viewer(request: Request) -> Profile | None:
     if token:
         ctx = ctx_of(request)
         try:
-            subject = ctx.tokens.verify(token).subject
-            if not (subject.isascii() and subject.isdigit()):
-                raise InvalidToken("bad subject")
-            me = await accounts.get_profile(ctx, int(subject), viewer_id=int(subject))
-        except (InvalidToken, NotFound):
+            request.state.principal = await ctx.identity.authenticate(token)
+            me = await accounts.get_profile(ctx, request.state.principal.user_id, viewer_id=request.state.principal.user_id)
+        except ServiceError:  # expired, signed out, forged, or the account is gone
+            request.state.principal = None
             request.state.clear_session = True
     request.state.me = me
     return me
+
+
+def principal(request: Request) -> Principal:
+    """Who is acting (after require_user): for actions that policies authorize."""
+    return request.state.principal
 
 
 async def require_user(request: Request, next_path: str | None = None) -> Profile:
@@ -141,10 +146,14 @@ def check_csrf(request: Request, fields: dict[str, str]) -> None:
     auth.check_csrf(request, fields.get(auth.CSRF_FIELD))
 
 
-def log_in(request: Request, response: Response, user: Profile) -> Response:
-    auth.set_session(request, response, ctx_of(request).tokens.issue(str(user.id)))
+def log_in(request: Request, response: Response, session: Session) -> Response:
+    auth.set_session(request, response, session)
     request.state.clear_session = False
     return response
+
+
+def _source(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def form_error(error: AppError) -> dict[str, Any]:
@@ -177,10 +186,33 @@ async def signup(request: Request) -> Response:
     form = {"username": fields.get("username", ""), "email": fields.get("email", "")}
     try:
         check_csrf(request, fields)
-        user = await accounts.sign_up(ctx_of(request), form["username"], form["email"], fields.get("password", ""))
+        user = await ctx_of(request).identity.sign_up(form["username"], form["email"], fields.get("password", ""), source=_source(request))
     except AppError as error:
         return render(request, "signup.html", error.status, form=form, next=next_path, **form_error(error))
-    return log_in(request, redirect(request, next_path), user)
+    return redirect(request, "/confirm?" + urlencode({"login": user.username, "next": next_path}))
+
+
+@router.get("/confirm")
+async def confirm_form(request: Request) -> Response:
+    form = {"login": request.query_params.get("login", "")[:254]}
+    return render(request, "confirm.html", form=form, next=safe_next(request.query_params.get("next")))
+
+
+@router.post("/confirm")
+async def confirm(request: Request) -> Response:
+    fields, _ = await read_form(request)
+    next_path = safe_next(fields.get("next"))
+    form = {"login": fields.get("login", "")}
+    pool = ctx_of(request).identity
+    try:
+        check_csrf(request, fields)
+        if fields.get("resend"):
+            await pool.resend_code(form["login"])
+            return render(request, "confirm.html", form=form, next=next_path, notice="a new code is on its way")
+        user = await pool.confirm(form["login"], fields.get("code", ""), source=_source(request))
+    except AppError as error:
+        return render(request, "confirm.html", error.status, form=form, next=next_path, **form_error(error))
+    return redirect(request, "/login?" + urlencode({"login": user.username, "confirmed": "1", "next": next_path}))
 
 
 @router.get("/login")
@@ -188,7 +220,8 @@ async def login_form(request: Request) -> Response:
     next_path = safe_next(request.query_params.get("next"))
     if await viewer(request) is not None:
         return redirect(request, next_path)
-    return render(request, "login.html", form={}, next=next_path)
+    form = {"login": request.query_params.get("login", "")[:254]}
+    return render(request, "login.html", form=form, next=next_path, confirmed=request.query_params.get("confirmed") == "1")
 
 
 @router.post("/login")
@@ -198,16 +231,35 @@ async def login(request: Request) -> Response:
     form = {"login": fields.get("login", "")}
     try:
         check_csrf(request, fields)
-        user = await accounts.authenticate(ctx_of(request), form["login"], fields.get("password", ""))
+        result = await ctx_of(request).identity.sign_in(form["login"], fields.get("password", ""), source=_source(request),
+                                                        device=request.headers.get("user-agent", "")[:200])
     except AppError as error:
         return render(request, "login.html", error.status, form=form, next=next_path, **form_error(error))
-    return log_in(request, redirect(request, next_path), user)
+    if isinstance(result, MfaChallenge):
+        return render(request, "mfa.html", challenge=result.challenge, next=next_path)
+    return log_in(request, redirect(request, next_path), result)
+
+
+@router.post("/login/mfa")
+async def login_mfa(request: Request) -> Response:
+    fields, _ = await read_form(request)
+    next_path = safe_next(fields.get("next"))
+    challenge = fields.get("challenge", "")
+    try:
+        check_csrf(request, fields)
+        session = await ctx_of(request).identity.answer_mfa(challenge, fields.get("code", "").strip(), source=_source(request),
+                                                            device=request.headers.get("user-agent", "")[:200])
+    except AppError as error:
+        return render(request, "mfa.html", error.status, challenge=challenge, next=next_path, **form_error(error))
+    return log_in(request, redirect(request, next_path), session)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     fields, _ = await read_form(request)
     check_csrf(request, fields)
+    if await viewer(request) is not None:
+        await ctx_of(request).identity.sign_out(principal(request), refresh_token=request.cookies.get(auth.REFRESH_COOKIE))
     request.state.clear_session = True
     return redirect(request, "/")
 
@@ -285,7 +337,7 @@ async def delete_comment(request: Request, comment_id: str) -> Response:
     me = await require_user(request)
     fields, _ = await read_form(request)
     check_csrf(request, fields)
-    await social.delete_comment(ctx_of(request), me.id, pid(comment_id, "comment"))
+    await social.delete_comment(ctx_of(request), principal(request), pid(comment_id, "comment"))
     return redirect(request, safe_next(fields.get("next"), "/"))
 
 
@@ -310,7 +362,7 @@ async def edit_post(request: Request, post_id: str) -> Response:
     check_csrf(request, fields)
     caption = fields.get("caption", "")
     try:
-        await posts.edit_caption(ctx_of(request), me.id, post.id, caption)
+        await posts.edit_caption(ctx_of(request), principal(request), post.id, caption)
     except AppError as error:
         if error.status in (403, 404):
             raise
@@ -329,7 +381,7 @@ async def delete_post(request: Request, post_id: str) -> Response:
     me = await require_user(request, f"/p/{quote(post_id)}")
     fields, _ = await read_form(request)
     check_csrf(request, fields)
-    await posts.delete_post(ctx_of(request), me.id, pid(post_id))
+    await posts.delete_post(ctx_of(request), principal(request), pid(post_id))
     return redirect(request, f"/u/{me.username}?deleted=1")
 
 

@@ -42,12 +42,19 @@ class Server(_Section):
 
 
 class Auth(_Section):
-    token_ttl_seconds: int = Field(24 * 3600, ge=60, le=30 * 24 * 3600)
+    access_token_ttl_seconds: int = Field(300, ge=30, le=24 * 3600)
+    id_token_ttl_seconds: int = Field(3600, ge=60, le=24 * 3600)
+    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=300, le=365 * 24 * 3600)
+    # the tokens' "iss" and the OpenID discovery base URL; default: http://<server.host>:<server.port>
+    issuer: str | None = None
     cookie_secure: bool = False  # set true behind TLS
     # argon2id cost (RFC 9106 "second recommended" profile by default); hashes made with other
     # parameters are upgraded at the next successful log-in
     argon2_time_cost: int = Field(3, ge=1, le=20)
     argon2_memory_kib: int = Field(65536, ge=1024, le=4 * 1024 * 1024)
+    # lock-outs: failures in a row before back-off starts (2^(n - threshold) s, at most 15 min)
+    lockout_account_threshold: int = Field(5, ge=1, le=100)
+    lockout_address_threshold: int = Field(20, ge=1, le=10_000)
 
 
 class Uploads(_Section):
@@ -94,6 +101,11 @@ class Blueprint(_Section):
         if value not in stage_names():
             raise ValueError(f"unknown stage {value!r}; the stages are: {', '.join(stage_names())}")
         return value
+
+    @property
+    def issuer(self) -> str:
+        host = self.server.host if ":" not in self.server.host else f"[{self.server.host}]"
+        return (self.auth.issuer or f"http://{host}:{self.server.port}").rstrip("/")
 
     def port_url(self, port: str) -> str:
         return getattr(self.ports, port).replace("{data_dir}", str(self.data_dir))

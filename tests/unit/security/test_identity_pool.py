@@ -678,8 +678,7 @@ async def test_delete_user_removes_the_rows_and_its_tokens_stop_working(env: Env
     async def on_delete(conn, gone) -> None:  # noqa: ANN001
         deleted.append(gone.id)
 
-    pool.on_delete.append(on_delete)
-    await pool.delete_user(user.id)
+    await pool.delete_user(user.id, also=on_delete)
     assert deleted == [user.id]
     with pytest.raises(Unauthorized, match="no longer exists"):
         await pool.authenticate(session.access_token)
@@ -705,16 +704,15 @@ async def test_delete_user_removes_the_rows_and_its_tokens_stop_working(env: Env
     await pool.sign_up("alice", "alice@example.com", PASSWORD)
 
 
-async def test_an_on_delete_hook_that_fails_keeps_the_account(pool: UserPool) -> None:
+async def test_an_app_cleanup_that_fails_keeps_the_account(pool: UserPool) -> None:
     user = await new_user(pool)
     session = await signed_in(pool)
 
     async def refuse(conn, gone) -> None:  # noqa: ANN001
         raise RuntimeError("the app could not remove its rows")
 
-    pool.on_delete.append(refuse)
     with pytest.raises(RuntimeError):
-        await pool.delete_user(user.id)
+        await pool.delete_user(user.id, also=refuse)
     assert (await pool.get_user(user.id)).username == "alice"
     await pool.authenticate(session.access_token)
 

@@ -48,14 +48,15 @@ class Access:
         self._parsed: dict[str, tuple[str, Policy]] = {}  # name -> (document text, parsed)
 
     # ---- authorizing ----------------------------------------------------------------------------
-    async def authorize(self, principal: Principal, action: str, resource: str, context: Mapping[str, Any] | None = None) -> None:
-        """Raise Forbidden unless the principal's policies allow ``action`` on ``resource``."""
+    async def authorize(self, principal: Principal, action: str, resource: str, context: Mapping[str, Any] | None = None,
+                        *, message: str | None = None) -> None:
+        """Raise Forbidden (with ``message``, if given) unless the principal's policies allow ``action`` on ``resource``."""
         identity, boundaries = await self._policies_of(principal.user_id)
         ctx = {"aws:userid": str(principal.user_id), "aws:username": principal.username, "aws:TokenIssueTime": principal.issued_at, **(context or {})}
         request = Request(user_arn(principal.username), action, resource, ctx)
         decision = evaluate(request, identity_policies=[*self.baseline, *identity], permission_boundaries=boundaries)
         if decision.decision != ALLOW:
-            raise Forbidden(f"not allowed: {action} on this resource ({decision.decision})")
+            raise Forbidden(message or f"not allowed: {action} on this resource ({decision.decision})")
 
     async def allowed(self, principal: Principal, action: str, resource: str, context: Mapping[str, Any] | None = None) -> bool:
         try:

@@ -3,7 +3,7 @@ refresh tokens, sign-out on one device or everywhere, password change and reset,
 
 State lives in the sql port's database (``schema``); revocations are mirrored in the cache port so
 every request checks them cheaply. Mail goes through the mail port. Hooks let the application add
-its own rows in the same transaction as the pool's (``on_confirmed``, ``on_delete``).
+its own rows in the same transaction as the pool's (``on_confirmed``; ``delete_user(also=...)``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ class UserPool:
         self.audit = audit
         self.reserved = reserved_usernames
         self.on_confirmed: list[Hook] = []
-        self.on_delete: list[Hook] = []
 
     # ---- sign-up and confirmation -------------------------------------------------------------
     async def sign_up(self, username: object, email: object, password: object, *, source: str | None = None) -> PoolUser:
@@ -129,7 +128,7 @@ class UserPool:
         if not ok:
             await self.throttle.fail(account_key, self.limits.account)
             await self.throttle.fail(address_key, self.limits.address)
-            await self.audit("auth:SignIn", user_id=row.id if row else None, result="failure", reason="bad credentials", source=source)
+            await self.audit("auth:SignIn", user_id=row.id if row else None, result="failure", reason="bad_credentials", source=source)
             raise wrong
         await self.throttle.succeed(account_key)
         if not row.confirmed:
@@ -226,7 +225,7 @@ class UserPool:
                 session = await self._new_session(_user(user_row), device=device or row.device, auth_time=int(row.auth_time),
                                                   family=row.family_id, conn=conn)
         if reused:
-            await self.audit("auth:RefreshReuse", user_id=row.user_id, result="failure", reason="refresh token reused", source=source)
+            await self.audit("auth:RefreshReuse", user_id=row.user_id, result="failure", reason="refresh_token_reused", source=source)
             raise Unauthorized("this refresh token was already used: every session of that sign-in is now signed out")
         await self.audit("auth:Refresh", user_id=row.user_id, result="success", source=source)
         return session
@@ -286,7 +285,7 @@ class UserPool:
         row = await self._get_row(user_id)
         if not isinstance(current, str) or not await self.hasher.verify_async(row.password_hash, password_policy.normalize(current)):
             await self.throttle.fail(key, self.limits.account)
-            await self.audit("auth:ChangePassword", user_id=user_id, result="failure", reason="wrong current password", source=source)
+            await self.audit("auth:ChangePassword", user_id=user_id, result="failure", reason="wrong_current_password", source=source)
             raise Unauthorized("the current password is wrong", field="current_password")
         new = self._policy(new, row.username)
         new_hash = await self.hasher.hash_async(new)
@@ -359,14 +358,14 @@ class UserPool:
     async def get_user(self, user_id: int) -> PoolUser:
         return _user(await self._get_row(user_id))
 
-    async def delete_user(self, user_id: int) -> None:
-        """Delete the account; ``on_delete`` hooks remove the application's rows in the same transaction."""
+    async def delete_user(self, user_id: int, *, also: Hook | None = None) -> None:
+        """Delete the account; ``also`` removes the application's rows in the same transaction."""
         async with self.db.write() as conn:
             row = (await conn.execute(select(schema.users).where(u.id == user_id))).first()
             if row is None:
                 raise NotFound("no such user")
-            for hook in self.on_delete:
-                await hook(conn, _user(row))
+            if also is not None:
+                await also(conn, _user(row))
             for table, column in ((schema.codes, c.user_id), (schema.recovery_codes, rc.user_id), (schema.refresh_tokens, r.user_id),
                                   (schema.group_members, schema.group_members.c.user_id)):
                 await conn.execute(delete(table).where(column == user_id))

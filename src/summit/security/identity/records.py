@@ -44,6 +44,8 @@ class Session:
             "token_type": "Bearer",
             "expires_in": self.expires_in,
             "token": self.access_token,  # the spine's name for the access token
+            "user": {"id": str(self.user.id), "username": self.user.username, "email": self.user.email,
+                     "confirmed": self.user.confirmed, "mfa_enabled": self.user.mfa_enabled},
         }
 
 

@@ -4,10 +4,12 @@ revocation; the result is kept on ``request.state.principal``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 
-from summit.errors import Unauthorized
-from summit.security.identity.cookies import ACCESS_COOKIE
+from summit.errors import ServiceError, Unauthorized
+from summit.security.identity.cookies import ACCESS_COOKIE, REFRESH_COOKIE, clear_session_cookies, set_session_cookies
 from summit.security.identity.pool import UserPool
 from summit.security.identity.records import Principal
 from summit.web import csrf
@@ -50,3 +52,69 @@ async def require_principal(request: Request) -> Principal:
     if principal is None:
         raise Unauthorized("sign in first: send 'Authorization: Bearer <access token>' (POST /api/v1/sessions gives one)")
     return principal
+
+
+class BrowserSessionMiddleware:
+    """Keeps a web UI signed in: on a page load whose access cookie is missing or about to expire,
+    spend the refresh cookie for new tokens, hand the new access token to this request, and set
+    both cookies on the response. A refresh that fails clears the cookies (signed out)."""
+
+    REFRESH_BEFORE_SECONDS = 60
+
+    def __init__(self, app, *, pool: Callable[[], UserPool], secure: bool = False):  # noqa: ANN001
+        self.app = app
+        self.pool = pool
+        self.secure = secure
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or not _wants_html(scope):
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        refresh_token = request.cookies.get(REFRESH_COOKIE)
+        if not refresh_token or not _expiring(request.cookies.get(ACCESS_COOKIE), self.REFRESH_BEFORE_SECONDS):
+            return await self.app(scope, receive, send)
+        pool = self.pool()
+        from starlette.responses import Response
+
+        carrier = Response()
+        try:
+            session = await pool.refresh(refresh_token, device=request.headers.get("user-agent", "")[:200])
+        except ServiceError:
+            clear_session_cookies(carrier)
+            cookies = {k: v for k, v in request.cookies.items() if k not in (ACCESS_COOKIE, REFRESH_COOKIE)}
+        else:
+            set_session_cookies(carrier, access_token=session.access_token, refresh_token=session.refresh_token,
+                                refresh_ttl=pool.config.refresh_ttl, secure=self.secure)
+            cookies = {**request.cookies, ACCESS_COOKIE: session.access_token, REFRESH_COOKIE: session.refresh_token}
+        cookie_header = "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1")
+        scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"cookie"] + [(b"cookie", cookie_header)]}
+        extra = [(k, v) for k, v in carrier.raw_headers if k == b"set-cookie"]
+
+        async def send_with_cookies(message):  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookies)
+
+
+def _wants_html(scope) -> bool:  # noqa: ANN001
+    accept = next((v for k, v in scope.get("headers", ()) if k == b"accept"), b"")
+    return b"text/html" in accept and not scope["path"].startswith(("/api/", "/media/", "/static/"))
+
+
+def _expiring(token: str | None, within: float) -> bool:
+    """True if there is no access token or it expires within ``within`` seconds (not verified here:
+    only to decide whether to refresh; the request verifies whatever it ends up with)."""
+    import base64
+    import json
+    import time
+
+    if not token or token.count(".") != 2:
+        return True
+    payload = token.split(".")[1]
+    try:
+        exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("exp")
+    except ValueError:
+        return True
+    return not isinstance(exp, int) or exp - time.time() < within
