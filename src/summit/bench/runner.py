@@ -33,6 +33,8 @@ from summit.bench.scenarios import Scenarios
 from summit.bench.seed import Seeded, SeedPost, SeedUser, make_jpeg, seed
 
 FAST_ARGON2 = {"SUMMIT_AUTH__ARGON2_TIME_COST": "1", "SUMMIT_AUTH__ARGON2_MEMORY_KIB": "1024"}
+# the seeded users' access tokens must outlast the run (a real client would refresh every few minutes)
+LONG_TOKENS = {"SUMMIT_AUTH__ACCESS_TOKEN_TTL_SECONDS": "86400"}
 RAW_WEIGHTS_READ = {"feed": "feed", "photo": "media photo", "profile": "profile"}
 RAW_WEIGHTS_WRITE = {"like": "like", "comment": "comment", "follow": "follow"}
 
@@ -40,6 +42,7 @@ RAW_WEIGHTS_WRITE = {"like": "like", "comment": "comment", "follow": "follow"}
 @dataclass
 class Options:
     url: str | None = None
+    data_dir: Path | None = None  # with --url: the stage's data directory, to read confirmation codes
     start: bool = False
     stage: str | None = None
     config: Path | None = None
@@ -61,6 +64,28 @@ class Options:
     nice: int | None = None
     command: str = ""
     extra_notes: list[str] = field(default_factory=list)
+
+
+def _outbox_reader(data_dir: Path | None):  # noqa: ANN202
+    """``await read(email)``: the newest confirmation code mailed to ``email``, from the stage's outbox."""
+    if data_dir is None:
+        return None
+    import re
+
+    from summit.adapters.outbox.mailer import OutboxMailer
+
+    outbox = OutboxMailer(data_dir / "outbox")
+
+    async def read(email: str) -> str | None:
+        for _ in range(50):
+            mails = await outbox.list(limit=1, to=email)
+            found = re.search(r"\b(\d{6})\b", mails[0].subject) if mails else None
+            if found:
+                return found.group(1)
+            await asyncio.sleep(0.1)
+        return None
+
+    return read
 
 
 class BenchError(RuntimeError):
@@ -147,6 +172,7 @@ class Run:
         if self.o.config:
             argv += ["--config", str(self.o.config)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
+        env.update(LONG_TOKENS)
         env.update(env_extra)
         proc = procs.start("summit up", procs.pinned(argv, self.server_core), env=env, log_path=self.workdir / "server.log", cwd=self.workdir)
         self.started_procs.append(proc)
@@ -175,7 +201,7 @@ class Run:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ---- phases ----
-    def seed_stage(self, url: str) -> Seeded:
+    def seed_stage(self, url: str, data_dir: Path | None) -> Seeded:
         host, port = check_loopback_url(url)
         with Progress(TextColumn("  seeding {task.description:<9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=False) as bar:
             tasks: dict[str, Any] = {}
@@ -188,7 +214,7 @@ class Run:
             async def go() -> Seeded:
                 async with HttpClient(host, port, max_connections=16, timeout=120) as client:
                     return await asyncio.wait_for(
-                        seed(client, users=self.o.users, posts=self.o.posts, progress=progress),
+                        seed(client, users=self.o.users, posts=self.o.posts, progress=progress, mailed_code=_outbox_reader(data_dir)),
                         timeout=900,
                     )
 
@@ -488,13 +514,14 @@ def _run(r: Run, o: Options, console: Console, load_blueprint, started_at: str, 
         r.server_pid = seeding.pid
         r.old_affinity = procs.pin_self(r.client_core)
         r.phase(f"seeding {o.users} users, their follows, {o.posts} posts through the API")
-        data = r.seed_stage(url)
+        data = r.seed_stage(url, data_dir)
         r.wait_idle(timeout=120)  # thumbnails of the seeded posts
         r.stop(seeding)
         r.phase("restarting the stage with the blueprint's settings")
         server = r.start_stage({}, port, data_dir)
         r.server_pid = server.pid
         r.notes.append(
+            "access tokens last a day on the measured stage (the seeded users keep theirs through the run); "
             "seeded with cheap password hashing (argon2 t=1, 1 MiB) to save time, then restarted with the blueprint's "
             f"settings (t={blueprint.auth.argon2_time_cost}, {blueprint.auth.argon2_memory_kib} KiB): sign-ups in the mix pay the real cost"
         )
@@ -507,7 +534,9 @@ def _run(r: Run, o: Options, console: Console, load_blueprint, started_at: str, 
         r.notes.append("--url: the server was started elsewhere and is not pinned by the bench; only the client is")
         r.old_affinity = procs.pin_self(r.client_core)
         r.phase(f"seeding {o.users} users, their follows, {o.posts} posts through the API of {url}")
-        data = r.seed_stage(url)
+        if o.data_dir is None:
+            r.notes.append("--url without --data-dir: the bench cannot read confirmation codes, so seeding works only if the stage does not require them")
+        data = r.seed_stage(url, o.data_dir)
     extra["seed"] = data.as_dict()
 
     r.monitor = procs.Monitor({"bench client": os.getpid()})

@@ -8,7 +8,7 @@ import io
 import math
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -125,9 +125,11 @@ async def seed(
     rng_seed: int = 1,
     progress: Callable[[str, int, int], None] | None = None,
     max_error_ratio: float = 0.05,
+    mailed_code: Callable[[str], Awaitable[str | None]] | None = None,
 ) -> Seeded:
     """Create the data. ``progress(phase, done, total)`` is called as it goes. Raises SeedError if
-    more than ``max_error_ratio`` of the requests of a phase fail."""
+    more than ``max_error_ratio`` of the requests of a phase fail. ``mailed_code(email)`` reads the
+    confirmation code the stage mailed (new accounts must be confirmed before they sign in)."""
     rng = random.Random(rng_seed)
     prefix = "b" + secrets.token_hex(3)
     out = Seeded(prefix)
@@ -163,6 +165,11 @@ async def seed(
         r = await client.request("POST", "/api/v1/accounts", headers=json_headers, body=body)
         if r.status != 201:
             return False
+        if mailed_code is not None:
+            code = await mailed_code(f"{name}@example.com")
+            confirm = orjson.dumps({"login": name, "code": code or ""})
+            if (await client.request("POST", "/api/v1/accounts/confirm", headers=json_headers, body=confirm)).status != 200:
+                return False
         r = await client.request("POST", "/api/v1/sessions", headers=json_headers, body=orjson.dumps({"login": name, "password": PASSWORD}))
         if r.status != 201:
             return False

@@ -33,6 +33,7 @@ def _rates(text: str | None) -> list[float] | None:
 @bench_app.command("run")
 def run(
     url: Annotated[Optional[str], typer.Option(help="A running stage on loopback, e.g. http://127.0.0.1:8000.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", "-d", help="With --url: the stage's data directory, where the bench reads the confirmation codes of the users it seeds.")] = None,
     start: Annotated[bool, typer.Option("--start", help="Start the stage here (fresh temporary data, free port), stop it at the end.")] = False,
     stage: StageOpt = None,
     config: ConfigOpt = None,
@@ -62,7 +63,7 @@ def run(
         console.print("[red]error:[/red] give either --url URL (a running stage on loopback) or --start (start one here)")
         raise typer.Exit(2)
     options = Options(
-        url=url, start=start, stage=stage, config=config, duration=duration, rates=_rates(rates), out=out,
+        url=url, data_dir=data_dir, start=start, stage=stage, config=config, duration=duration, rates=_rates(rates), out=out,
         raw_seconds=raw_seconds, photo_bytes=photo_bytes, users=users, posts=posts, refine=refine, probes=probes,
         skip_raw=skip_raw, keep=keep, nice=nice, command="summit bench " + shlex.join(sys.argv[sys.argv.index("run"):] if "run" in sys.argv else sys.argv[1:]),
     )
