@@ -18,13 +18,14 @@ def _sync_url(blueprint) -> str:  # noqa: ANN001
 
 @db_app.command("upgrade")
 def upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Apply every pending migration (``summit up`` does this on start too)."""
+    """Apply every pending migration, the platform's then the app's (``summit up`` does this on start too)."""
     from photos import migrations
+    from photos.identity import migrate
 
     blueprint = blueprint_or_exit(config, data_dir=data_dir)
     blueprint.data_dir.mkdir(parents=True, exist_ok=True)
     url = _sync_url(blueprint)
-    migrations.upgrade(url)
+    migrate(url)
     console.print(f"database at revision {migrations.current(url)}")
 
 
