@@ -1,18 +1,30 @@
 """End to end in a real headless browser: Debian's chromium driven by Playwright (sync API) against a
 real ``summit up`` (the ``live_server`` fixture).
 
-Two people, each in their own browser context (own cookies): one signs up and posts a photo, the
-other signs up, follows, sees the post with its thumbnail in the feed, likes it and comments on it.
-Screenshots of the pages (phone and laptop widths) are left in the test's tmp_path for a person.
+- Two people, each in their own browser context (own cookies): one signs up and posts a photo, the
+  other signs up, follows, sees the post with its thumbnail in the feed, likes it and comments on it.
+- The identity journey: a new user signs up, confirms by the emailed code (read in the dev inbox),
+  turns on TOTP in Settings -> Security, signs out and in again with a code, signs in on a second
+  device, then signs out everywhere from the first: the second is signed out on its next page load.
+
+Codes mailed at sign-up come from the embedded outbox (``summit mail --json``, or the dev inbox
+page); TOTP codes from pyotp with the secret the page shows. Screenshots of the pages (phone and
+laptop widths) are left in the test's tmp_path for a person.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import pyotp
 import pytest
 from PIL import Image, ImageDraw
 
@@ -32,6 +44,24 @@ TIMEOUT_MS = 30_000
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 860}
 PASSWORD = "correct horse 1"
+TIMEOUT_S = TIMEOUT_MS / 1000
+TOTP_STEP = 30
+
+
+def mailed_code(data_dir: str, email: str) -> str:
+    """The newest code mailed to ``email``, read from the stage's outbox with ``summit mail --json``."""
+    summit = Path(sys.executable).with_name("summit")
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        out = subprocess.run(
+            [str(summit), "mail", "--json", "--data-dir", data_dir, "--to", email, "--limit", "1"],
+            capture_output=True, text=True, timeout=TIMEOUT_S, check=True,
+        ).stdout
+        mails = json.loads(out)
+        if mails:
+            return re.search(r"\b(\d{6})\b", mails[0]["subject"]).group(1)
+        assert time.monotonic() < deadline, f"no mail to {email} in the outbox"
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +94,8 @@ class Person:
         self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
 
-    def sign_up(self, username: str) -> None:
+    def sign_up(self, username: str, data_dir: str) -> None:
+        """Sign up, confirm with the code from the outbox, and log in."""
         from playwright.sync_api import expect
 
         page = self.page
@@ -74,9 +105,38 @@ class Person:
         page.fill("#email", f"{username}@example.com")
         page.fill("#password", PASSWORD)
         page.get_by_role("button", name="Sign up").click()
+        expect(page).to_have_url(re.compile(rf"/confirm\?login={username}$"))
+        page.fill("#code", mailed_code(data_dir, f"{username}@example.com"))
+        page.get_by_role("button", name="Confirm").click()
+        expect(page).to_have_url(re.compile(rf"/login\?login={username}&confirmed=1$"))
+        expect(page.locator("#login")).to_have_value(username)
+        page.fill("#password", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
         expect(page).to_have_url(self.base + "/")
         expect(page.locator(".brand")).to_have_text("Summit Photos")
         expect(page.get_by_role("link", name="Profile")).to_have_attribute("href", f"/u/{username}")
+
+    def log_in(self, username: str) -> None:
+        """Fill the log-in form: the next page asks for the second factor."""
+        from playwright.sync_api import expect
+
+        page = self.page
+        page.goto("/login")
+        page.fill("#login", username)
+        page.fill("#password", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Two-step verification")).to_be_visible()
+
+    def answer_totp(self, code: str, username: str) -> None:
+        from playwright.sync_api import expect
+
+        self.page.fill("#code", code)
+        self.page.get_by_role("button", name="Verify").click()
+        expect(self.page).to_have_url(self.base + "/")
+        expect(self.page.get_by_role("link", name="Profile")).to_have_attribute("href", f"/u/{username}")
+
+    def cookie(self, name: str) -> str | None:
+        return next((c["value"] for c in self.context.cookies() if c["name"] == name), None)
 
     def close(self) -> None:
         self.context.close()
@@ -104,8 +164,8 @@ def test_two_people_post_follow_see_like_and_comment(live_server, chromium, tmp_
     ann = Person(chromium, live_server.url, LAPTOP)
     ben = Person(chromium, live_server.url, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     try:
-        ann.sign_up(author)
-        ben.sign_up(friend)
+        ann.sign_up(author, live_server.data_dir)
+        ben.sign_up(friend, live_server.data_dir)
 
         # ann posts a photo
         page = ann.page
@@ -199,3 +259,116 @@ def test_two_people_post_follow_see_like_and_comment(live_server, chromium, tmp_
     finally:
         ann.close()
         ben.close()
+
+
+def fresh_totp(secret: str, after_step: int) -> tuple[str, int]:
+    """A code for a time step later than ``after_step`` (the pool takes each step once), that the
+    server accepts now (it allows one step of clock skew): waits, at most one step, if need be."""
+    step = after_step + 1
+    deadline = time.monotonic() + TOTP_STEP + 5
+    while int(time.time() // TOTP_STEP) < step - 1:
+        assert time.monotonic() < deadline, "the clock did not reach the next TOTP step"
+        time.sleep(0.25)
+    return pyotp.TOTP(secret).at(step * TOTP_STEP), step
+
+
+@pytest.mark.timeout(240)
+def test_sign_up_confirm_totp_two_devices_and_sign_out_everywhere(live_server, chromium, tmp_path: Path) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect
+
+    username = f"tia_{secrets.token_hex(3)}"
+    email = f"{username}@example.com"
+    phone = Person(chromium, live_server.url, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    laptop = Person(chromium, live_server.url, LAPTOP)
+    try:
+        # sign up on the phone
+        page = phone.page
+        page.goto("/")
+        page.get_by_role("link", name="Create an account").click()
+        page.fill("#username", username)
+        page.fill("#email", email)
+        page.fill("#password", PASSWORD)
+        page.get_by_role("button", name="Sign up").click()
+        expect(page).to_have_url(re.compile(rf"/confirm\?login={username}$"))
+        expect(page.get_by_role("heading", name="Confirm your email")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "confirm-phone.png"), full_page=True)
+
+        # the emailed code, read in the dev inbox (the server and this browser share a machine)
+        page.get_by_role("link", name="Open the dev inbox").click()
+        expect(page).to_have_url(live_server.url + "/dev/inbox")
+        mail = page.locator("li.mail").filter(has=page.locator(".mail-to", has_text=email)).first
+        expect(mail.locator(".mail-subject")).to_contain_text("your confirmation code is")
+        code = re.search(r"\b(\d{6})\b", mail.locator(".mail-subject").inner_text()).group(1)
+        assert code == mailed_code(live_server.data_dir, email), "the dev inbox shows what summit mail reads"
+        page.screenshot(path=str(tmp_path / "dev-inbox-phone.png"), full_page=True)
+        page.go_back()
+        expect(page).to_have_url(re.compile(r"/confirm\?"))
+        page.fill("#code", code)
+        page.get_by_role("button", name="Confirm").click()
+        expect(page.locator(".notice")).to_have_text("Your email is confirmed: log in.")
+        page.fill("#password", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page).to_have_url(live_server.url + "/")
+        expect(page.get_by_role("link", name="Profile")).to_have_attribute("href", f"/u/{username}")
+
+        # Settings -> Security: turn on TOTP with a code computed from the secret on the page
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_role("link", name="Security").click()
+        expect(page).to_have_url(live_server.url + "/settings/security")
+        page.screenshot(path=str(tmp_path / "security-off-phone.png"), full_page=True)
+        page.get_by_role("button", name="Set up an authenticator app").click()
+        qr = page.locator("img.qr")
+        expect(qr).to_have_attribute("src", re.compile(r"^data:image/svg\+xml;base64,"))
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr.element_handle(), timeout=TIMEOUT_MS)
+        secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+        page.locator(".uri summary").click()
+        expect(page.locator("#totp-uri")).to_contain_text(f"secret={secret}")
+        page.screenshot(path=str(tmp_path / "security-enrol-phone.png"), full_page=True)
+        used_step = int(time.time() // TOTP_STEP)
+        page.fill("#totp-code", pyotp.TOTP(secret).at(used_step * TOTP_STEP))
+        page.get_by_role("button", name="Turn on two-step verification").click()
+        expect(page.locator(".recovery-codes li")).to_have_count(10)
+        page.screenshot(path=str(tmp_path / "security-recovery-phone.png"), full_page=True)
+        page.get_by_role("link", name="I have saved them").click()
+        expect(page.locator("#totp .badge")).to_have_text("On")
+        page.screenshot(path=str(tmp_path / "security-on-phone.png"), full_page=True)
+
+        # sign out, and in again: the password, then a TOTP code
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("link", name="Create an account")).to_be_visible()
+        phone.log_in(username)
+        code, used_step = fresh_totp(secret, used_step)
+        phone.answer_totp(code, username)
+
+        # a second device, with a fresh code (a later time step than the one just used)
+        laptop.log_in(username)
+        laptop.page.screenshot(path=str(tmp_path / "mfa-laptop.png"), full_page=True)
+        code, used_step = fresh_totp(secret, used_step)
+        laptop.answer_totp(code, username)
+        laptop.page.goto("/settings/security")
+        expect(laptop.page.locator("#totp .badge")).to_have_text("On")
+        laptop.page.screenshot(path=str(tmp_path / "security-laptop.png"), full_page=True)
+        laptop_refresh = laptop.cookie("summit_refresh")
+        assert laptop_refresh and laptop.cookie("summit_session")
+
+        # sign out everywhere, on the phone
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_role("link", name="Security").click()
+        page.get_by_role("button", name="Sign out everywhere").click()
+        expect(page).to_have_url(re.compile(r"/login\?everywhere=1$"))
+        expect(page.locator(".notice")).to_have_text("You are signed out on every device.")
+        assert phone.cookie("summit_session") is None and phone.cookie("summit_refresh") is None
+
+        # the laptop is signed out on its next page load: summit refuses its access token at once
+        laptop.page.goto("/settings/security")
+        expect(laptop.page).to_have_url(live_server.url + "/login?next=%2Fsettings%2Fsecurity")
+        expect(laptop.page.get_by_role("link", name="Sign up")).to_be_visible()
+        assert laptop.cookie("summit_session") is None and laptop.cookie("summit_refresh") is None
+        # ... and its refresh token was revoked as well
+        refused = httpx.post(live_server.url + "/api/v1/sessions/refresh", json={"refresh_token": laptop_refresh}, timeout=TIMEOUT_S)
+        assert refused.status_code == 401, refused.text
+
+        assert phone.errors == [] and laptop.errors == [], (phone.errors, laptop.errors)
+    finally:
+        phone.close()
+        laptop.close()

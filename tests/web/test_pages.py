@@ -2,6 +2,7 @@
 
 Each "browser" here is its own httpx client with its own cookie jar, so two users can act side by
 side; setup that is not under test goes through the JSON API (``make_user``, ``make_post``).
+Accounts, sessions, two-step verification and the dev inbox are in ``test_account_pages``.
 """
 
 from __future__ import annotations
@@ -10,72 +11,12 @@ import html
 import re
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
+from webui import PASSWORD, assert_redirect, csrf_of, logged_in, mailed_code, post_form, token, ui_login, ui_signup
 
 from photos.web.pages import caption_parts, safe_next
 
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-PASSWORD = "correct horse 1"
 HOSTILE = "<script>alert(1)</script> #tag"
-
-
-@pytest.fixture
-async def browser(app):  # noqa: ANN001, ANN201
-    """``await browser()`` gives a new cookie jar talking HTML to the app."""
-    clients: list[httpx.AsyncClient] = []
-
-    async def make() -> httpx.AsyncClient:
-        c = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers={"accept": "text/html"}
-        )
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        await c.aclose()
-
-
-def csrf_of(page: httpx.Response) -> str:
-    match = CSRF_RE.search(page.text)
-    assert match, f"no CSRF field on {page.request.url}"
-    return match.group(1)
-
-
-async def token(c: httpx.AsyncClient, path: str = "/login") -> str:
-    page = await c.get(path)
-    assert page.status_code == 200, page.text
-    return csrf_of(page)
-
-
-async def ui_signup(c: httpx.AsyncClient, username: str, password: str = PASSWORD) -> httpx.Response:
-    form = {"csrf_token": await token(c, "/signup"), "username": username, "email": f"{username}@example.com", "password": password}
-    return await c.post("/signup", data=form)
-
-
-async def ui_login(c: httpx.AsyncClient, login: str, password: str = PASSWORD, next_path: str | None = None) -> httpx.Response:
-    form = {"csrf_token": await token(c, "/login"), "login": login, "password": password}
-    if next_path is not None:
-        form["next"] = next_path
-    return await c.post("/login", data=form)
-
-
-async def logged_in(browser, user) -> httpx.AsyncClient:  # noqa: ANN001
-    c = await browser()
-    r = await ui_login(c, user.username, user.password)
-    assert r.status_code == 303, r.text
-    return c
-
-
-async def post_form(c: httpx.AsyncClient, path: str, page: str, **fields) -> httpx.Response:  # noqa: ANN003
-    """POST a form from ``page`` (whose CSRF token it uses)."""
-    return await c.post(path, data={"csrf_token": await token(c, page), **fields})
-
-
-def assert_redirect(r: httpx.Response, to: str) -> None:
-    assert r.status_code == 303, (r.status_code, r.text[:500])
-    assert r.headers["location"] == to
 
 
 # ---- rendering ----------------------------------------------------------------------------------
@@ -86,7 +27,7 @@ async def test_every_page_renders_logged_out(browser, make_user, make_post) -> N
     landing = await c.get("/")
     assert landing.status_code == 200
     assert "Summit Photos" in landing.text and 'href="/signup"' in landing.text and 'href="/login"' in landing.text
-    for path in ("/signup", "/login", "/u/alice", f"/p/{post['id']}", "/tags/summit"):
+    for path in ("/signup", "/login", "/confirm", "/reset", "/reset/confirm", "/dev/inbox", "/u/alice", f"/p/{post['id']}", "/tags/summit"):
         r = await c.get(path)
         assert r.status_code == 200, (path, r.text[:300])
         assert "Summit Photos" in r.text
@@ -95,7 +36,7 @@ async def test_every_page_renders_logged_out(browser, make_user, make_post) -> N
     assert "Log in to follow" in profile.text and f'href="/p/{post["id"]}"' in profile.text
     tagged = await c.get("/tags/summit")
     assert f'href="/p/{post["id"]}"' in tagged.text
-    for path in ("/new", "/settings", f"/p/{post['id']}/edit", f"/p/{post['id']}/delete"):
+    for path in ("/new", "/settings", "/settings/security", f"/p/{post['id']}/edit", f"/p/{post['id']}/delete"):
         r = await c.get(path)
         assert r.status_code == 303, path
         assert r.headers["location"].startswith("/login?next=")
@@ -111,7 +52,7 @@ async def test_every_page_renders_logged_in(browser, make_user, make_post, drain
     assert 'href="/u/alice"' in home.text and "Log out" in home.text and 'href="/new"' in home.text
     assert "first light" in home.text and '<a class="tag" href="/tags/summit">#summit</a>' in home.text
     assert re.search(r'<img class="photo" src="/media/t/[0-9a-f]+\.webp"', home.text), "feed shows the medium thumbnail"
-    for path in ("/new", "/settings", "/u/alice", f"/p/{post['id']}", f"/p/{post['id']}/edit", f"/p/{post['id']}/delete", "/tags/summit"):
+    for path in ("/new", "/settings", "/settings/security", "/dev/inbox", "/u/alice", f"/p/{post['id']}", f"/p/{post['id']}/edit", f"/p/{post['id']}/delete", "/tags/summit"):
         r = await c.get(path)
         assert r.status_code == 200, (path, r.text[:300])
         assert r.headers["cache-control"] == "no-store"
@@ -168,13 +109,23 @@ async def test_unknown_things_are_readable_4xx_pages(browser, make_user) -> None
 
 
 # ---- sign-up, log-in, log-out ---------------------------------------------------------------------
-async def test_sign_up_log_out_and_log_in_through_forms(browser) -> None:  # noqa: ANN001
+async def test_sign_up_confirm_log_out_and_log_in_through_forms(browser, app) -> None:  # noqa: ANN001
     c = await browser()
-    assert_redirect(await ui_signup(c, "carol"), "/")
+    assert_redirect(await ui_signup(c, "carol"), "/confirm?login=carol")
+    page = await c.get("/confirm?login=carol")
+    assert page.status_code == 200 and 'value="carol"' in page.text and 'href="/dev/inbox"' in page.text
+    early = await ui_login(c, "carol")
+    assert early.status_code == 403 and "Confirm your email first" in early.text
+    assert 'href="/confirm?login=carol"' in early.text and "summit_session" not in c.cookies
+    code = await mailed_code(app, "carol@example.com")
+    assert_redirect(await post_form(c, "/confirm", "/confirm?login=carol", login="carol", code=code), "/login?login=carol&confirmed=1")
+    login_page = await c.get("/login?login=carol&confirmed=1")
+    assert "Your email is confirmed" in login_page.text and 'value="carol"' in login_page.text
+    assert_redirect(await ui_login(c, "carol"), "/")
     home = await c.get("/")
     assert 'href="/u/carol"' in home.text and "Your feed is empty" in home.text
     assert_redirect(await post_form(c, "/logout", "/"), "/")
-    assert "summit_session" not in c.cookies
+    assert "summit_session" not in c.cookies and "summit_refresh" not in c.cookies
     landing = await c.get("/")
     assert "Create an account" in landing.text and 'href="/u/carol"' not in landing.text
     assert_redirect(await ui_login(c, "carol@example.com"), "/")  # by email

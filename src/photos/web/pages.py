@@ -1,4 +1,5 @@
-"""Template rendering shared by the UI's routes and the app's error handlers.
+"""Template rendering shared by the UI's routes and the app's error handlers, and the request helpers
+every page module uses (``routes`` for photos and people, ``account_routes`` for accounts).
 
 Everything a template prints is autoescaped by Jinja. Captions are split into text and hashtag
 tokens here, in Python, so that a template links each tag while still escaping every piece.
@@ -7,16 +8,28 @@ tokens here, in Python, so that a template links each tag while still escaping e
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlencode
 
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from summit.errors import ServiceError
+from summit.security.identity import Principal, Session
+
 from photos import auth
-from photos.services.common import TAG_RE
+from photos.errors import AppError, TooLarge
+from photos.services import accounts
+from photos.services.common import TAG_RE, Context, Profile
+
+MAX_FORM_FIELDS = 20
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -78,10 +91,13 @@ templates.env.filters.update(ago=ago, iso=iso, plural=plural)
 
 
 def _finish(request: Request, response: Response) -> Response:
-    """Cookies every UI response may need: a fresh CSRF token, or clearing a dead session."""
+    """Cookies every UI response may need: a fresh CSRF token, and clearing a dead session or
+    setting the tokens of one renewed from the refresh cookie."""
     auth.remember_csrf(request, response)
     if getattr(request.state, "clear_session", False):
         auth.clear_session(response)
+    elif getattr(request.state, "renewed_session", None) is not None:
+        auth.set_session(request, response, request.state.renewed_session)
     return response
 
 
@@ -110,3 +126,156 @@ def safe_next(value: object, default: str = "/") -> str:
     if value[1:2] in ("/", "\\") or "\\" in value or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         return default
     return value
+
+
+# ---- request helpers shared by the page modules ---------------------------------------------------
+class LoginRequired(Exception):
+    def __init__(self, next_path: str):
+        self.next_path = next_path
+
+
+class HtmlRoute(APIRoute):
+    """UI routes answer in HTML whatever the Accept header says: errors become error pages, and a
+    page that needs a user sends a logged-out visitor to the log-in form."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def html_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired as needed:
+                return redirect(request, login_url(needed.next_path))
+            except AppError as error:
+                response = render_error(request, error.status, error.message)
+                response.headers.update(error.headers)
+                return response
+            except StarletteHTTPException as error:  # e.g. a malformed multipart body
+                if error.status_code >= 500:
+                    raise
+                message = error.detail if isinstance(error.detail, str) else "bad request"
+                return render_error(request, error.status_code, message)
+
+        return html_handler
+
+
+def ctx_of(request: Request) -> Context:
+    return auth.context(request)
+
+
+def login_url(next_path: str) -> str:
+    next_path = safe_next(next_path, "/")
+    return "/login" if next_path == "/" else "/login?" + urlencode({"next": next_path})
+
+
+def here(request: Request) -> str:
+    """This page's local path and query, for ``next``."""
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")
+
+
+async def viewer(request: Request) -> Profile | None:
+    """The logged-in user, or None. A stale, forged, signed-out or orphaned session cookie counts as
+    logged out, and the response clears the session cookies."""
+    if hasattr(request.state, "me"):
+        return request.state.me
+    me = None
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if token or _renewable(request):
+        ctx = ctx_of(request)
+        try:
+            try:
+                request.state.principal = await ctx.identity.authenticate(token)
+            except ServiceError:
+                request.state.principal = await _renew(request)
+                if request.state.principal is None:
+                    raise
+            me = await accounts.get_profile(ctx, request.state.principal.user_id, viewer_id=request.state.principal.user_id)
+        except ServiceError:  # expired, signed out, forged, or the account is gone
+            request.state.principal = None
+            request.state.renewed_session = None
+            request.state.clear_session = True
+    request.state.me = me
+    return me
+
+
+def _renewable(request: Request) -> bool:
+    return request.method not in ("GET", "HEAD") and bool(request.cookies.get(auth.REFRESH_COOKIE))
+
+
+async def _renew(request: Request) -> Principal | None:
+    """A form posted from a page left open longer than the access token lives: spend the refresh
+    cookie for new tokens, as ``BrowserSessionMiddleware`` does on page loads (GET), so that the
+    form is not lost to a log-in page. The refresh cookie is SameSite=Strict: a cross-site form
+    never carries it (and every form checks its CSRF token anyway)."""
+    if not _renewable(request):
+        return None
+    refresh_token = request.cookies.get(auth.REFRESH_COOKIE)
+    pool = ctx_of(request).identity
+    try:
+        session = await pool.refresh(refresh_token, device=device(request), source=source(request))
+        principal = await pool.authenticate(session.access_token)
+    except ServiceError:
+        return None
+    request.state.renewed_session = session
+    return principal
+
+
+def principal(request: Request) -> Principal:
+    """Who is acting (after require_user): for actions that policies authorize."""
+    return request.state.principal
+
+
+async def require_user(request: Request, next_path: str | None = None) -> Profile:
+    me = await viewer(request)
+    if me is None:
+        raise LoginRequired(next_path or (here(request) if request.method == "GET" else "/"))
+    return me
+
+
+async def read_form(request: Request, upload_field: str | None = None) -> tuple[dict[str, str], bytes | None]:
+    """The form's text fields (first value of each) and, if asked, the uploaded file's bytes."""
+    limit = ctx_of(request).platform.blueprint.uploads.max_photo_bytes
+    data = None
+    async with request.form(max_files=1 if upload_field else 0, max_fields=MAX_FORM_FIELDS) as form:
+        fields: dict[str, str] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(key, value)
+        if upload_field:
+            upload = form.get(upload_field)
+            data = b""
+            if isinstance(upload, UploadFile):
+                data = await upload.read(limit + 1)
+                if len(data) > limit:
+                    raise TooLarge(f"the photo is larger than {limit // (1024 * 1024)} MB; choose a smaller one")
+    return fields, data
+
+
+def check_csrf(request: Request, fields: dict[str, str]) -> None:
+    auth.check_csrf(request, fields.get(auth.CSRF_FIELD))
+
+
+def log_in(request: Request, response: Response, session: Session) -> Response:
+    auth.set_session(request, response, session)
+    request.state.clear_session = False
+    request.state.renewed_session = None
+    return response
+
+
+def source(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def device(request: Request) -> str:
+    return request.headers.get("user-agent", "")[:200]
+
+
+def form_error(error: AppError) -> dict[str, Any]:
+    return {"error": error.message, "error_field": error.field}
+
+
+def with_headers(response: Response, error: AppError) -> Response:
+    """A form page re-rendered for ``error`` keeps the error's headers (e.g. Retry-After)."""
+    response.headers.update(error.headers)
+    return response

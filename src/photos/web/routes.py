@@ -4,129 +4,44 @@ Every page works without JavaScript; static/app.js only enhances (thumbnail poll
 a reload). Each unsafe form carries ``csrf_token`` (double-submit of the ``summit_csrf`` cookie) and
 its handler checks it before it changes anything. A service error (``AppError``) either re-renders
 the form with the message and the user's input, or becomes an HTML error page with its 4xx status.
+
+This module has the home page, posts, people, tags and profile settings; ``account_routes`` has
+sign-up, confirmation, log-in (with TOTP), log-out, password reset, Settings -> Security and the
+dev inbox. The helpers both use live in ``pages``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.routing import APIRoute
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from summit.errors import ServiceError
-from summit.security.identity import MfaChallenge, Principal, Session
-
-from photos import auth, media
-from photos.errors import AppError, Forbidden, Invalid, NotFound, TooLarge
+from photos import media
+from photos.errors import AppError, Forbidden, Invalid, NotFound
 from photos.services import accounts, posts, social
-from photos.services.common import Context, Profile, parse_id
-from photos.web.pages import redirect, render, render_error, safe_next
-
-MAX_FORM_FIELDS = 20
-
-
-class LoginRequired(Exception):
-    def __init__(self, next_path: str):
-        self.next_path = next_path
-
-
-class HtmlRoute(APIRoute):
-    """UI routes answer in HTML whatever the Accept header says: errors become error pages, and a
-    page that needs a user sends a logged-out visitor to the log-in form."""
-
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
-
-        async def html_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except LoginRequired as needed:
-                return redirect(request, login_url(needed.next_path))
-            except AppError as error:
-                return render_error(request, error.status, error.message)
-            except StarletteHTTPException as error:  # e.g. a malformed multipart body
-                if error.status_code >= 500:
-                    raise
-                message = error.detail if isinstance(error.detail, str) else "bad request"
-                return render_error(request, error.status_code, message)
-
-        return html_handler
-
+from photos.services.common import Profile, parse_id
+from photos.web import account_routes
+from photos.web.pages import (
+    HtmlRoute,
+    check_csrf,
+    ctx_of,
+    form_error,
+    principal,
+    read_form,
+    redirect,
+    render,
+    require_user,
+    safe_next,
+    viewer,
+)
 
 router = APIRouter(include_in_schema=False, route_class=HtmlRoute)
+router.include_router(account_routes.router)
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-def ctx_of(request: Request) -> Context:
-    return auth.context(request)
-
-
-def login_url(next_path: str) -> str:
-    next_path = safe_next(next_path, "/")
-    return "/login" if next_path == "/" else "/login?" + urlencode({"next": next_path})
-
-
-def here(request: Request) -> str:
-    """This page's local path and query, for ``next``."""
-    query = request.url.query
-    return request.url.path + ("?" + query if query else "")
-
-
-async def viewer(request: Request) -> Profile | None:
-    """The logged-in user, or None. A stale, forged or orphaned session cookie counts as logged out,
-    and the response clears it."""
-    if hasattr(request.state, "me"):
-        return request.state.me
-    me = None
-    token = request.cookies.get(auth.SESSION_COOKIE)
-    if token:
-        ctx = ctx_of(request)
-        try:
-            request.state.principal = await ctx.identity.authenticate(token)
-            me = await accounts.get_profile(ctx, request.state.principal.user_id, viewer_id=request.state.principal.user_id)
-        except ServiceError:  # expired, signed out, forged, or the account is gone
-            request.state.principal = None
-            request.state.clear_session = True
-    request.state.me = me
-    return me
-
-
-def principal(request: Request) -> Principal:
-    """Who is acting (after require_user): for actions that policies authorize."""
-    return request.state.principal
-
-
-async def require_user(request: Request, next_path: str | None = None) -> Profile:
-    me = await viewer(request)
-    if me is None:
-        raise LoginRequired(next_path or (here(request) if request.method == "GET" else "/"))
-    return me
-
-
-async def read_form(request: Request, upload_field: str | None = None) -> tuple[dict[str, str], bytes | None]:
-    """The form's text fields (first value of each) and, if asked, the uploaded file's bytes."""
-    limit = ctx_of(request).platform.blueprint.uploads.max_photo_bytes
-    data = None
-    async with request.form(max_files=1 if upload_field else 0, max_fields=MAX_FORM_FIELDS) as form:
-        fields: dict[str, str] = {}
-        for key, value in form.multi_items():
-            if isinstance(value, str):
-                fields.setdefault(key, value)
-        if upload_field:
-            upload = form.get(upload_field)
-            data = b""
-            if isinstance(upload, UploadFile):
-                data = await upload.read(limit + 1)
-                if len(data) > limit:
-                    raise TooLarge(f"the photo is larger than {limit // (1024 * 1024)} MB; choose a smaller one")
-    return fields, data
-
-
 def pid(value: str, name: str = "post") -> int:
     """An id from the URL; non-ASCII digits ('²') are a 404 here, before they reach int()."""
     if not value.isascii():
@@ -142,25 +57,7 @@ def cursor_param(request: Request, name: str = "cursor") -> str | None:
     return value or None
 
 
-def check_csrf(request: Request, fields: dict[str, str]) -> None:
-    auth.check_csrf(request, fields.get(auth.CSRF_FIELD))
-
-
-def log_in(request: Request, response: Response, session: Session) -> Response:
-    auth.set_session(request, response, session)
-    request.state.clear_session = False
-    return response
-
-
-def _source(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def form_error(error: AppError) -> dict[str, Any]:
-    return {"error": error.message, "error_field": error.field}
-
-
-# ---- home, sign-up, log-in, log-out -----------------------------------------------------------
+# ---- home -------------------------------------------------------------------------------------
 @router.get("/")
 async def home(request: Request) -> Response:
     me = await viewer(request)
@@ -169,99 +66,6 @@ async def home(request: Request) -> Response:
     cursor = cursor_param(request)
     page = await posts.feed(ctx_of(request), me.id, cursor=cursor)
     return render(request, "home.html", page=page, cursor=cursor)
-
-
-@router.get("/signup")
-async def signup_form(request: Request) -> Response:
-    next_path = safe_next(request.query_params.get("next"))
-    if await viewer(request) is not None:
-        return redirect(request, next_path)
-    return render(request, "signup.html", form={}, next=next_path)
-
-
-@router.post("/signup")
-async def signup(request: Request) -> Response:
-    fields, _ = await read_form(request)
-    next_path = safe_next(fields.get("next"))
-    form = {"username": fields.get("username", ""), "email": fields.get("email", "")}
-    try:
-        check_csrf(request, fields)
-        user = await ctx_of(request).identity.sign_up(form["username"], form["email"], fields.get("password", ""), source=_source(request))
-    except AppError as error:
-        return render(request, "signup.html", error.status, form=form, next=next_path, **form_error(error))
-    return redirect(request, "/confirm?" + urlencode({"login": user.username, "next": next_path}))
-
-
-@router.get("/confirm")
-async def confirm_form(request: Request) -> Response:
-    form = {"login": request.query_params.get("login", "")[:254]}
-    return render(request, "confirm.html", form=form, next=safe_next(request.query_params.get("next")))
-
-
-@router.post("/confirm")
-async def confirm(request: Request) -> Response:
-    fields, _ = await read_form(request)
-    next_path = safe_next(fields.get("next"))
-    form = {"login": fields.get("login", "")}
-    pool = ctx_of(request).identity
-    try:
-        check_csrf(request, fields)
-        if fields.get("resend"):
-            await pool.resend_code(form["login"])
-            return render(request, "confirm.html", form=form, next=next_path, notice="a new code is on its way")
-        user = await pool.confirm(form["login"], fields.get("code", ""), source=_source(request))
-    except AppError as error:
-        return render(request, "confirm.html", error.status, form=form, next=next_path, **form_error(error))
-    return redirect(request, "/login?" + urlencode({"login": user.username, "confirmed": "1", "next": next_path}))
-
-
-@router.get("/login")
-async def login_form(request: Request) -> Response:
-    next_path = safe_next(request.query_params.get("next"))
-    if await viewer(request) is not None:
-        return redirect(request, next_path)
-    form = {"login": request.query_params.get("login", "")[:254]}
-    return render(request, "login.html", form=form, next=next_path, confirmed=request.query_params.get("confirmed") == "1")
-
-
-@router.post("/login")
-async def login(request: Request) -> Response:
-    fields, _ = await read_form(request)
-    next_path = safe_next(fields.get("next"))
-    form = {"login": fields.get("login", "")}
-    try:
-        check_csrf(request, fields)
-        result = await ctx_of(request).identity.sign_in(form["login"], fields.get("password", ""), source=_source(request),
-                                                        device=request.headers.get("user-agent", "")[:200])
-    except AppError as error:
-        return render(request, "login.html", error.status, form=form, next=next_path, **form_error(error))
-    if isinstance(result, MfaChallenge):
-        return render(request, "mfa.html", challenge=result.challenge, next=next_path)
-    return log_in(request, redirect(request, next_path), result)
-
-
-@router.post("/login/mfa")
-async def login_mfa(request: Request) -> Response:
-    fields, _ = await read_form(request)
-    next_path = safe_next(fields.get("next"))
-    challenge = fields.get("challenge", "")
-    try:
-        check_csrf(request, fields)
-        session = await ctx_of(request).identity.answer_mfa(challenge, fields.get("code", "").strip(), source=_source(request),
-                                                            device=request.headers.get("user-agent", "")[:200])
-    except AppError as error:
-        return render(request, "mfa.html", error.status, challenge=challenge, next=next_path, **form_error(error))
-    return log_in(request, redirect(request, next_path), session)
-
-
-@router.post("/logout")
-async def logout(request: Request) -> Response:
-    fields, _ = await read_form(request)
-    check_csrf(request, fields)
-    if await viewer(request) is not None:
-        await ctx_of(request).identity.sign_out(principal(request), refresh_token=request.cookies.get(auth.REFRESH_COOKIE))
-    request.state.clear_session = True
-    return redirect(request, "/")
 
 
 # ---- posts ------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ revocation; the result is kept on ``request.state.principal``."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -11,7 +13,7 @@ from starlette.requests import Request
 from summit.errors import ServiceError, Unauthorized
 from summit.security.identity.cookies import ACCESS_COOKIE, REFRESH_COOKIE, clear_session_cookies, set_session_cookies
 from summit.security.identity.pool import UserPool
-from summit.security.identity.records import Principal
+from summit.security.identity.records import Principal, Session
 from summit.web import csrf
 
 _UNSET = object()
@@ -60,11 +62,34 @@ class BrowserSessionMiddleware:
     both cookies on the response. A refresh that fails clears the cookies (signed out)."""
 
     REFRESH_BEFORE_SECONDS = 60
+    SHARE_SECONDS = 10  # page loads racing with the same refresh cookie share one refresh
 
     def __init__(self, app, *, pool: Callable[[], UserPool], secure: bool = False):  # noqa: ANN001
         self.app = app
         self.pool = pool
         self.secure = secure
+        self._recent: dict[str, tuple[float, asyncio.Future]] = {}
+
+    async def refresh(self, pool: UserPool, refresh_token: str, device: str) -> Session:
+        """One refresh per refresh token in this process: several tabs loading at once with an
+        expiring cookie would otherwise spend the same token twice, which the pool rightly treats as
+        theft and answers by revoking the whole sign-in."""
+        now = time.monotonic()
+        for token, (started, _) in list(self._recent.items()):
+            if now - started > self.SHARE_SECONDS:
+                del self._recent[token]
+        if refresh_token in self._recent:
+            return await asyncio.shield(self._recent[refresh_token][1])
+        future = asyncio.get_running_loop().create_future()
+        self._recent[refresh_token] = (now, future)
+        try:
+            session = await pool.refresh(refresh_token, device=device)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved here: waiters, if any, re-raise it
+            raise
+        future.set_result(session)
+        return session
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or not _wants_html(scope):
@@ -78,7 +103,7 @@ class BrowserSessionMiddleware:
 
         carrier = Response()
         try:
-            session = await pool.refresh(refresh_token, device=request.headers.get("user-agent", "")[:200])
+            session = await self.refresh(pool, refresh_token, request.headers.get("user-agent", "")[:200])
         except ServiceError:
             clear_session_cookies(carrier)
             cookies = {k: v for k, v in request.cookies.items() if k not in (ACCESS_COOKIE, REFRESH_COOKIE)}
@@ -108,7 +133,6 @@ def _expiring(token: str | None, within: float) -> bool:
     only to decide whether to refresh; the request verifies whatever it ends up with)."""
     import base64
     import json
-    import time
 
     if not token or token.count(".") != 2:
         return True
