@@ -7,11 +7,13 @@ import time
 
 import orjson
 import pytest
-from joserfc.jwk import OKPKey
 from sqlalchemy import func, select
 
+from api_helpers import code_mailed
 from summit import ids
-from summit.security.tokens import TokenService
+from summit.security.identity import schema as pool_schema
+from summit.security.identity.keys import KeySet
+from summit.security.identity.tokens import LEEWAY_SECONDS, TokenIssuer
 
 from photos import schema
 
@@ -58,16 +60,17 @@ def _assert_error(r, status: int, *words: str) -> dict:  # noqa: ANN001
 
 
 # ---- sign-up ----------------------------------------------------------------------------------
-async def test_sign_up_returns_profile_with_string_id(client):
+async def _confirm(app, client, username: str, email: str) -> None:  # noqa: ANN001
+    r = await client.post(f"{API}/accounts/confirm", json={"login": username, "code": await code_mailed(app, email, "confirmation")})
+    assert r.status_code == 200, r.text
+
+
+async def test_sign_up_returns_the_unconfirmed_pool_user_with_a_string_id(app, client):
     before = int(time.time() * 1000)
     r = await client.post(f"{API}/accounts", json={"username": "Alice_1", "email": "Alice@Example.com", "password": PASSWORD})
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["username"] == "alice_1"  # usernames and emails are case-insensitive, stored lower-case
-    assert body["email"] == "alice@example.com"
-    assert body["display_name"] == "alice_1"
-    assert body["bio"] == "" and body["avatar_url"] is None
-    assert (body["followers"], body["following"], body["posts"]) == (0, 0, 0)
+    assert body == {"id": body["id"], "username": "alice_1", "email": "alice@example.com", "confirmed": False, "mfa_enabled": False}
     assert "password" not in r.text and "argon2" not in r.text
     assert isinstance(body["id"], str)
     user_id = int(body["id"])
@@ -76,6 +79,19 @@ async def test_sign_up_returns_profile_with_string_id(client):
     assert before - 5_000 <= parts.ms + ids.EPOCH_MS <= int(time.time() * 1000) + 5_000
     assert 0 <= parts.shard < ids.LOGICAL_SHARDS
     assert ids.make_id(parts.seq, parts.shard, parts.ms + ids.EPOCH_MS) == user_id
+    # no public profile until the address is confirmed
+    _assert_error(await client.get(f"{API}/users/alice_1"), 404, "user")
+
+    await _confirm(app, client, "alice_1", "alice@example.com")
+    r = await client.post(f"{API}/sessions", json={"login": "alice_1", "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    client.cookies.clear()
+    me = (await client.get(f"{API}/me", headers=_bearer(r.json()["token"]))).json()
+    assert me["id"] == body["id"] and me["username"] == "alice_1" and me["email"] == "alice@example.com"
+    assert me["display_name"] == "alice_1"
+    assert me["bio"] == "" and me["avatar_url"] is None
+    assert (me["followers"], me["following"], me["posts"]) == (0, 0, 0)
+    assert (await client.get(f"{API}/users/alice_1")).json()["id"] == body["id"]
 
 
 async def test_sign_up_twice_is_a_conflict_naming_the_field(client):
@@ -108,17 +124,24 @@ async def test_sign_up_rejects_invalid_fields(client, body, field):
 
 # ---- sessions ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("login", ["dave", "DAVE", "dave@example.com", "Dave@Example.COM"])
-async def test_log_in_by_username_or_email_sets_cookie(client, login):
+async def test_log_in_by_username_or_email_sets_cookies(app, client, login):
     r = await client.post(f"{API}/accounts", json={"username": "dave", "email": "dave@example.com", "password": PASSWORD})
     assert r.status_code == 201
+    await _confirm(app, client, "dave", "dave@example.com")
     r = await client.post(f"{API}/sessions", json={"login": login, "password": PASSWORD})
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["token_type"] == "Bearer" and body["expires_in"] > 0
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 300
+    assert body["token"] == body["access_token"]  # the spine's name for the access token
+    assert body["id_token"] and body["refresh_token"] and body["id_token"] != body["access_token"]
     assert body["user"]["username"] == "dave" and body["user"]["email"] == "dave@example.com"
-    cookie = r.headers["set-cookie"]
-    assert cookie.startswith(f"summit_session={body['token']};")
-    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower() and "path=/" in cookie.lower()
+    assert body["user"]["confirmed"] is True and isinstance(body["user"]["id"], str)
+    cookies = {c.split("=", 1)[0]: c for c in r.headers.get_list("set-cookie")}
+    assert cookies["summit_session"].startswith(f"summit_session={body['token']};")
+    assert cookies["summit_refresh"].startswith(f"summit_refresh={body['refresh_token']};")
+    for name, samesite in (("summit_session", "samesite=lax"), ("summit_refresh", "samesite=strict")):
+        cookie = cookies[name].lower()
+        assert "httponly" in cookie and samesite in cookie and "path=/" in cookie, cookie
     client.cookies.clear()
     me = await client.get(f"{API}/me", headers=_bearer(body["token"]))
     assert me.status_code == 200 and me.json()["username"] == "dave"
@@ -132,11 +155,35 @@ async def test_log_in_with_wrong_password_or_unknown_user_is_401_with_the_same_m
     assert "set-cookie" not in wrong.headers
 
 
-async def test_log_out_clears_the_cookie(client):
-    r = await client.delete(f"{API}/sessions")
-    assert r.status_code == 204
-    cookie = r.headers["set-cookie"]
-    assert cookie.startswith("summit_session=") and ("max-age=0" in cookie.lower() or "expires=" in cookie.lower())
+def _cleared(r, name: str) -> bool:  # noqa: ANN001
+    return any(c.startswith(f"{name}=") and ("max-age=0" in c.lower() or "expires=" in c.lower()) for c in r.headers.get_list("set-cookie"))
+
+
+async def test_log_out_clears_the_cookies(client, make_user):
+    user = await make_user()
+    r = await client.post(f"{API}/sessions", json={"login": user.username, "password": user.password})
+    assert r.status_code == 201
+    r = await client.delete(f"{API}/sessions")  # the browser's way: the session cookies, and CSRF
+    _assert_error(r, 403, "CSRF")
+    client.cookies.set("summit_csrf", "s3cret-token")
+    r = await client.delete(f"{API}/sessions", headers={"X-CSRF-Token": "s3cret-token"})
+    assert r.status_code == 204, r.text
+    assert _cleared(r, "summit_session") and _cleared(r, "summit_refresh"), r.headers.get_list("set-cookie")
+
+
+async def test_log_out_with_only_the_refresh_cookie_still_signs_out(client, make_user):
+    """An access token lives 5 minutes: a browser (or app) idle longer than that still holds its
+    refresh token, and signing out must revoke it and clear the cookies, as the spine's anonymous
+    DELETE /api/v1/sessions cleared the cookie."""
+    user = await make_user()
+    session = (await client.post(f"{API}/sessions", json={"login": user.username, "password": user.password})).json()
+    client.cookies.clear()
+    cookies = f"summit_refresh={session['refresh_token']}; summit_csrf=s3cret-token"
+    r = await client.delete(f"{API}/sessions", headers={"Cookie": cookies, "X-CSRF-Token": "s3cret-token"})
+    assert r.status_code == 204, r.text
+    assert _cleared(r, "summit_refresh"), r.headers.get_list("set-cookie")
+    refreshed = await client.post(f"{API}/sessions/refresh", json={"refresh_token": session["refresh_token"]})
+    _assert_error(refreshed, 401)  # the signed-out device cannot come back with its refresh token
 
 
 # ---- /me --------------------------------------------------------------------------------------
@@ -209,9 +256,9 @@ async def test_garbage_and_malformed_authorization_is_401(client, make_user):
 
 async def test_expired_token_is_401(app, client, make_user):
     user = await make_user()
-    tokens = app.state.ctx.tokens
-    expired = tokens.issue(user.id, now=time.time() - tokens.ttl_seconds - 60)
-    _assert_error(await client.get(f"{API}/me", headers=_bearer(expired)), 401, "log in again")
+    tokens = app.state.identity.tokens
+    expired = tokens.access_token(user.id, username=user.username, now=time.time() - tokens.access_ttl - LEEWAY_SECONDS - 60)
+    _assert_error(await client.get(f"{API}/me", headers=_bearer(expired)), 401, "expired", "sign in again")
 
 
 async def test_tampered_token_is_401(client, make_user):
@@ -235,13 +282,14 @@ async def test_alg_none_token_is_401(client, make_user):
         _assert_error(await client.get(f"{API}/me", headers=_bearer(f"{header}.{payload}.")), 401)
 
 
-async def test_token_signed_by_another_key_or_for_unknown_user_is_401(app, client, make_user):
+async def test_token_signed_by_another_key_or_for_unknown_user_is_401(app, client, make_user, tmp_path):
     user = await make_user()
-    stranger = TokenService(OKPKey.generate_key("Ed25519", auto_kid=True))
-    _assert_error(await client.get(f"{API}/me", headers=_bearer(stranger.issue(user.id))), 401)
-    ghost = app.state.ctx.tokens.issue(str(ids.make_id(1, 1)))
+    pool_tokens = app.state.identity.tokens
+    stranger = TokenIssuer(KeySet(tmp_path / "foreign-keys"), issuer=pool_tokens.issuer, audience=pool_tokens.audience)
+    _assert_error(await client.get(f"{API}/me", headers=_bearer(stranger.access_token(user.id, username=user.username))), 401)
+    ghost = pool_tokens.access_token(str(ids.make_id(1, 1)), username="ghost")
     _assert_error(await client.get(f"{API}/me", headers=_bearer(ghost)), 401, "no longer exists")
-    weird = app.state.ctx.tokens.issue("not-a-number")
+    weird = pool_tokens.access_token("not-a-number", username="weird")
     _assert_error(await client.get(f"{API}/me", headers=_bearer(weird)), 401)
 
 
@@ -340,6 +388,13 @@ async def test_delete_account_removes_rows_objects_and_token(app, client, make_u
             (schema.follows.c.follower_id == int(alice.id)) | (schema.follows.c.followee_id == int(alice.id))
         ))).scalar_one()
         assert n == 0
+
+    async with app.state.ctx.db.read() as conn:  # the pool's account, codes and sessions are gone too
+        for table in (pool_schema.users, pool_schema.refresh_tokens, pool_schema.codes):
+            column = table.c.id if table is pool_schema.users else table.c.user_id
+            n = (await conn.execute(select(func.count()).select_from(table).where(column == int(alice.id)))).scalar_one()
+            assert n == 0, table.name
+    _assert_error(await client.post(f"{API}/sessions", json={"login": alice.username, "password": alice.password}), 401)
 
     # the name is free again, and the old token does not work for the new account
     r = await client.post(f"{API}/accounts", json={"username": alice.username, "email": alice.email, "password": PASSWORD})

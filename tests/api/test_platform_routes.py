@@ -26,6 +26,24 @@ PUBLIC_API = {
     "/api/v1/posts/{post_id}/comments": {"get", "post"},
     "/api/v1/comments/{comment_id}": {"delete"},
     "/healthz": {"get"},
+    # the user pool's endpoints (summit.security.identity.api): names clients rely on
+    "/api/v1/accounts/confirm": {"post"},
+    "/api/v1/accounts/confirm/resend": {"post"},
+    "/api/v1/sessions/mfa": {"post"},
+    "/api/v1/sessions/refresh": {"post"},
+    "/api/v1/sessions/all": {"delete"},
+    "/api/v1/me/password": {"post"},
+    "/api/v1/accounts/password-reset": {"post"},
+    "/api/v1/accounts/password-reset/confirm": {"post"},
+    "/api/v1/me/mfa/totp": {"post"},
+    "/api/v1/me/mfa/totp/verify": {"post"},
+    "/.well-known/openid-configuration": {"get"},
+    "/.well-known/jwks.json": {"get"},
+    "/api/v1/admin/groups": {"get"},
+    "/api/v1/admin/groups/{group}": {"put"},
+    "/api/v1/admin/groups/{group}/members/{username}": {"put", "delete"},
+    "/api/v1/admin/policies/{name}": {"put"},
+    "/api/v1/admin/groups/{group}/policies/{name}": {"put", "delete"},
 }
 
 
@@ -138,6 +156,9 @@ TRAVERSALS = [
     "/media/..%5C..%5Cetc%5Cpasswd",
     "/media/p%00.jpg",
     "/media/..%2F..%2Fkeys%2Ftoken-signing.jwk",
+    "/media/..%2F..%2Fkeys%2Faudit-signing.key",
+    "/media/..%2F..%2Fkeys%2Fidentity%2Factive",
+    "/media/..%2F..%2Foutbox",
     "/media/..%2F..%2Fapp.db",
     "/media/..%2Ftmp",
     "/media/%2e",
@@ -168,7 +189,7 @@ def _raw_get(url: str, target: str) -> tuple[int, bytes]:
 
 
 def test_traversal_over_real_http_is_refused(live_server):
-    raw = ["/media/../../etc/passwd", "/media/../../../../../../etc/passwd", "/media/p/../../../keys/token-signing.jwk", "/media/.", "/media/p/.."]
+    raw = ["/media/../../etc/passwd", "/media/../../../../../../etc/passwd", "/media/p/../../../keys/token-signing.jwk", "/media/p/../../../keys/audit-signing.key", "/media/.", "/media/p/.."]
     for target in [*raw, *TRAVERSALS]:
         status, data = _raw_get(live_server.url, target)
         assert 400 <= status < 500, (target, status, data[:300])

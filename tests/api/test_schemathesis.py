@@ -1,5 +1,6 @@
 """Schemathesis against the OpenAPI document of a real `summit up`: generated requests, valid and
-invalid, to every operation, with a real token and without one, never get a 5xx; a 4xx of the JSON
+invalid, to every operation, with the token of a real, confirmed user (signed up, confirmed with the
+code that ``summit mail --json`` shows, signed in) and without one, never get a 5xx; a 4xx of the JSON
 API is the JSON error shape with a message.
 
 One test per operation (the list comes from the app's own OpenAPI document, so a new endpoint is
@@ -11,8 +12,14 @@ Bounded for speed: a few dozen examples per operation and mode, no deadline, no 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
+import json
+import re
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,42 +62,106 @@ def _operations() -> list[tuple[str, str]]:
 OPERATIONS = _operations()
 
 
+PASSWORD = "correct horse 1"
+# The set-up's own sign-ins come from another loopback address than the fuzzer's requests: the
+# fuzzed POST /api/v1/sessions fails many log-ins from 127.0.0.1, and the pool then locks that
+# address out (credential stuffing), as it should.
+SETUP_ADDRESS = "127.0.0.2"
+TOKEN_REUSE_SECONDS = 120  # access tokens live 5 minutes: a longer run signs in again
+
+
+def _http(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=30, transport=httpx.HTTPTransport(local_address=SETUP_ADDRESS))
+
+
+def _code_by_cli(data_dir: str, email: str) -> str:
+    """The confirmation code, read as a script would: ``summit mail --json``."""
+    summit = Path(sys.executable).with_name("summit")
+    out = subprocess.run([str(summit), "mail", "--json", "--data-dir", data_dir, "--to", email],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    mails = json.loads(out)
+    assert mails and mails[0]["to"] == [email], out
+    return re.search(r"\b(\d{6})\b", mails[0]["subject"]).group(1)
+
+
+def _code_from_outbox(data_dir: str, email: str) -> str:
+    """The same, in-process (faster, for the many throwaway accounts)."""
+    from summit.adapters.outbox.mailer import OutboxMailer
+
+    mails = asyncio.run(OutboxMailer.from_url(f"outbox://{data_dir}/outbox").list(5, to=email))
+    assert mails, f"no mail to {email}"
+    return re.search(r"\b(\d{6})\b", mails[0].subject).group(1)
+
+
 @dataclass
 class ApiUser:
-    token: str
+    url: str
     username: str
-    post_id: str
-    comment_id: str
+    post_id: str = ""
+    comment_id: str = ""
+    token: str = ""
+    signed_in_at: float = 0.0
+
+    def sign_in(self) -> str:
+        with _http(self.url) as http:
+            r = http.post("/api/v1/sessions", json={"login": self.username, "password": PASSWORD})
+        assert r.status_code == 201, r.text
+        self.token, self.signed_in_at = r.json()["access_token"], time.monotonic()
+        return self.token
 
     @property
     def auth(self) -> dict[str, str]:
+        if not self.token or time.monotonic() - self.signed_in_at > TOKEN_REUSE_SECONDS:
+            self.sign_in()
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _sign_up(url: str, prefix: str) -> ApiUser:
-    """A real user made over HTTP, with a post and a comment."""
+def _sign_up(live_server, prefix: str, *, content: bool = True, read_code=_code_from_outbox) -> ApiUser:  # noqa: ANN001
+    """A real, confirmed user made over HTTP, with a post and a comment (``content``)."""
     username = f"{prefix}{next(_accounts)}"
-    password = "correct horse 1"
-    with httpx.Client(base_url=url, timeout=30) as http:
-        r = http.post("/api/v1/accounts", json={"username": username, "email": f"{username}@example.com", "password": password})
+    email = f"{username}@example.com"
+    user = ApiUser(live_server.url, username)
+    with _http(live_server.url) as http:
+        r = http.post("/api/v1/accounts", json={"username": username, "email": email, "password": PASSWORD})
         assert r.status_code == 201, r.text
-        r = http.post("/api/v1/sessions", json={"login": username, "password": password})
-        assert r.status_code == 201, r.text
-        token = r.json()["token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        r = http.post("/api/v1/accounts/confirm", json={"login": username, "code": read_code(live_server.data_dir, email)})
+        assert r.status_code == 200, r.text
+        if not content:
+            return user
+        headers = user.auth
         photo = io.BytesIO()
         Image.new("RGB", (32, 32), "teal").save(photo, "JPEG")
         r = http.post("/api/v1/posts", headers=headers, files={"photo": ("a.jpg", photo.getvalue(), "image/jpeg")}, data={"caption": "#fuzz"})
         assert r.status_code == 201, r.text
-        post_id = r.json()["id"]
-        r = http.post(f"/api/v1/posts/{post_id}/comments", headers=headers, json={"body": "seed"})
+        user.post_id = r.json()["id"]
+        r = http.post(f"/api/v1/posts/{user.post_id}/comments", headers=headers, json={"body": "seed"})
         assert r.status_code == 201, r.text
-    return ApiUser(token, username, post_id, r.json()["id"])
+        user.comment_id = r.json()["id"]
+    return user
 
 
 @pytest.fixture(scope="session")
 def api_user(live_server) -> ApiUser:  # noqa: ANN001
-    return _sign_up(live_server.url, "fuzzer")
+    return _sign_up(live_server, "fuzzer", read_code=_code_by_cli)
+
+
+@pytest.fixture(scope="session")
+def admin_user(live_server) -> ApiUser:  # noqa: ANN001
+    """A member of ``admins``, made the way the first admin is: ``summit identity add-to-group``."""
+    user = _sign_up(live_server, "admin", content=False)
+    summit = Path(sys.executable).with_name("summit")
+    subprocess.run([str(summit), "identity", "add-to-group", user.username, "admins", "--data-dir", live_server.data_dir],
+                   capture_output=True, text=True, timeout=60, check=True)
+    with _http(live_server.url) as http:
+        r = http.get("/api/v1/admin/groups", headers=user.auth)
+    assert r.status_code == 200, r.text
+    return user
+
+
+@pytest.fixture(scope="session")
+def session_user(live_server) -> ApiUser:  # noqa: ANN001
+    """Signs in afresh for every example of the sign-out operations, which end its sessions."""
+    return _sign_up(live_server, "sessions", content=False)
 
 
 @pytest.fixture(scope="session")
@@ -137,21 +208,40 @@ def _fuzz(operation, mode: GenerationMode, headers_for) -> None:  # noqa: ANN001
     run()
 
 
+# operations that would end the shared user's account or sessions for every later operation, or
+# lock its sign-in (wrong current passwords count as failed attempts)
+SIGN_OUTS = {("DELETE", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/all")}
+OWN_ACCOUNT = {("POST", "/api/v1/me/password")}
+
+
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_no_server_errors(api_schema, api_user, live_server, method, path):  # noqa: ANN001
+def test_no_server_errors(request, api_schema, api_user, session_user, live_server, method, path):  # noqa: ANN001
     operation = api_schema[path][method]
     if (method, path) == ("DELETE", "/api/v1/me"):
         # each example deletes a throwaway account, not the one the other operations use
         def with_token(case):  # noqa: ANN001, ANN202
-            return _sign_up(live_server.url, "gone").auth
+            return _sign_up(live_server, "gone", content=False).auth
+    elif (method, path) in SIGN_OUTS:
+        def with_token(case):  # noqa: ANN001, ANN202
+            return {"Authorization": f"Bearer {session_user.sign_in()}"}
+    elif (method, path) in OWN_ACCOUNT:
+        own = _sign_up(live_server, "own", content=False)
+        headers = own.auth  # signed in once: wrong current passwords lock the account's sign-in
+
+        def with_token(case):  # noqa: ANN001, ANN202
+            return headers
     else:
         def with_token(case):  # noqa: ANN001, ANN202
             _known(case, api_user)
             return api_user.auth
 
+    identities = [("with a token", with_token), ("without a token", lambda case: {})]
+    if path.startswith("/api/v1/admin/"):  # a normal user gets 403s: fuzz the admin API as an admin too
+        admin = request.getfixturevalue("admin_user")
+        identities.append(("with an admin's token", lambda case: admin.auth))
     failures = []
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-        for label, headers_for in (("with a token", with_token), ("without a token", lambda case: {})):
+        for label, headers_for in identities:
             try:
                 _fuzz(operation, mode, headers_for)
             except Unsatisfiable:  # no invalid request exists (e.g. any string is a valid username)
@@ -159,3 +249,6 @@ def test_no_server_errors(api_schema, api_user, live_server, method, path):  # n
             except Exception as error:  # noqa: BLE001 - report every mode's failure, not the first
                 failures.append(f"--- {method} {path}, {mode.value} cases, {label}:\n{error}")
     assert not failures, "\n".join(failures)
+    # the shared user is still signed in: later operations are fuzzed with a working token
+    with _http(live_server.url) as http:
+        assert http.get("/api/v1/me", headers=api_user.auth).status_code == 200

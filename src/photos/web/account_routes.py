@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from summit.errors import ServiceError
 from summit.ports.mail import Outbox
 from summit.security.identity import MfaChallenge, totp
 
@@ -202,8 +203,13 @@ async def login_mfa(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     fields, _ = await read_form(request)
     check_csrf(request, fields)
-    if await viewer(request) is not None:
-        await ctx_of(request).identity.sign_out(principal(request), refresh_token=request.cookies.get(auth.REFRESH_COOKIE))
+    me = await viewer(request)
+    refresh_token = request.cookies.get(auth.REFRESH_COOKIE)
+    if me is not None or refresh_token:
+        try:
+            await ctx_of(request).identity.sign_out(principal(request) if me else None, refresh_token=refresh_token)
+        except ServiceError:  # nothing left to revoke: the cookies go anyway
+            pass
     request.state.clear_session = True
     return redirect(request, "/")
 

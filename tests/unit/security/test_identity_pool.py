@@ -601,7 +601,7 @@ async def test_password_reset_by_mailed_code_signs_out_every_session(pool: UserP
     code = await latest_code(pool, user.email)
     with pytest.raises(Invalid) as caught:
         await pool.confirm_password_reset("alice", code, "password1")  # weak: refused, the code is kept
-    assert caught.value.field == "password"
+    assert caught.value.field == "new_password"
     with pytest.raises(Invalid):
         await pool.confirm_password_reset("alice", await wrong_code(pool, user.email), "a new long passphrase")
     await pool.confirm_password_reset("alice", code, "a new long passphrase")
@@ -651,7 +651,7 @@ async def test_change_password(pool: UserPool) -> None:
         await pool.change_password(user.id, None, "a new long passphrase")
     with pytest.raises(Invalid) as caught:
         await pool.change_password(user.id, PASSWORD, "iloveyou")
-    assert caught.value.field == "password"
+    assert caught.value.field == "new_password"
     await signed_in(pool)  # unchanged so far
     await pool.change_password(user.id, PASSWORD, "a new long passphrase")
     with pytest.raises(Unauthorized):

@@ -15,7 +15,9 @@ from starlette.responses import JSONResponse, Response
 from summit.security.identity.cookies import REFRESH_COOKIE, clear_session_cookies, set_session_cookies
 from summit.security.identity.pool import UserPool
 from summit.security.identity.records import MfaChallenge, PoolUser, Principal, Session
-from summit.security.identity.web import pool_of, require_principal
+from summit.errors import Unauthorized
+from summit.security.identity.web import optional_principal, pool_of, require_principal
+from summit.web import csrf
 
 router = APIRouter(tags=["identity"])
 Pool = Annotated[UserPool, Depends(pool_of)]
@@ -171,9 +173,19 @@ async def refresh(request: Request, pool: Pool, body: Refresh | None = None) -> 
 
 
 @router.delete("/api/v1/sessions", status_code=204)
-async def sign_out(request: Request, me: Me, pool: Pool, body: SignOut | None = None) -> Response:
-    """Sign out this device: its refresh token and this access token stop working."""
-    await pool.sign_out(me, refresh_token=(body.refresh_token if body else None) or request.cookies.get(REFRESH_COOKIE))
+async def sign_out(request: Request, pool: Pool, body: SignOut | None = None) -> Response:
+    """Sign out this device: its refresh tokens and this access token stop working. The access token,
+    or the refresh token alone (in the body, or the cookie with the CSRF header), is enough."""
+    try:
+        me = await optional_principal(request)
+    except Unauthorized:
+        me = None  # e.g. an expired access token: the refresh token still identifies the sign-in
+    refresh_token = body.refresh_token if body and body.refresh_token else None
+    if refresh_token is None and request.cookies.get(REFRESH_COOKIE):
+        if me is None:
+            csrf.check_header(request)  # a cookie alone must not be enough to act (CSRF)
+        refresh_token = request.cookies.get(REFRESH_COOKIE)
+    await pool.sign_out(me, refresh_token=refresh_token)
     response = Response(status_code=204)
     clear_session_cookies(response)
     return response

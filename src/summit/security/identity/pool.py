@@ -94,10 +94,8 @@ class UserPool:
 
     async def confirm(self, login: object, code: object, *, source: str | None = None) -> PoolUser:
         row = await self._find(login)
-        if row is None:
+        if row is None or row.confirmed:  # the same answer: confirming must not reveal who exists
             raise Invalid("wrong or expired code: ask for a new one", field="code")
-        if row.confirmed:
-            return _user(row)
         user = PoolUser(row.id, row.username, row.email, True, bool(row.mfa_enabled), row.created_at)
         async with self.db.write() as conn:
             if await self._use_code(conn, row.id, "confirm", code):
@@ -118,7 +116,7 @@ class UserPool:
         address_key = f"addr:{source or '-'}"
         row = await self._find(name) if name else None
         account_key = f"acct:{row.id}" if row is not None else f"login:{name}"
-        await self.throttle.check(account_key, address_key)
+        await self._check_or_audit(self.throttle.check(account_key, address_key), "auth:SignIn", row.id if row else None, source)
         ok = isinstance(password, str) and len(password) <= 4 * password_policy.MAX_LENGTH
         if row is None or not ok:
             await self.hasher.verify_dummy("x")  # the same time as a wrong password
@@ -155,7 +153,7 @@ class UserPool:
             raise Unauthorized(f"the MFA challenge is {str(error).removeprefix('invalid token: ')}: sign in again") from None
         user_id = int(claims.subject)
         key = f"mfa:{user_id}"
-        await self.throttle.check(key)
+        await self._check_or_audit(self.throttle.check(key), "auth:Mfa", user_id, source)
         async with self.db.write() as conn:
             row = (await conn.execute(select(schema.users).where(u.id == user_id))).first()
             if row is None or not row.mfa_enabled:
@@ -230,20 +228,26 @@ class UserPool:
         await self.audit("auth:Refresh", user_id=row.user_id, result="success", source=source)
         return session
 
-    async def sign_out(self, principal: Principal, *, refresh_token: str | None = None) -> None:
-        """Sign out this device: its refresh-token family, and this access token, at once."""
+    async def sign_out(self, principal: Principal | None, *, refresh_token: str | None = None) -> None:
+        """Sign out this device: the refresh-token family of this sign-in, and this access token, at
+        once. Either is enough: a client whose access token has expired still signs out."""
         now = time.time()
+        user_id = principal.user_id if principal else None
+        families = {principal.session_id} if principal and principal.session_id else set()
         async with self.db.write() as conn:
-            family = principal.session_id
-            if refresh_token:
+            if isinstance(refresh_token, str) and refresh_token:
                 row = (await conn.execute(select(r.family_id, r.user_id).where(r.token_hash == _digest(refresh_token)))).first()
-                if row is not None and row.user_id == principal.user_id:
-                    family = row.family_id
-            if family:
-                await conn.execute(update(schema.refresh_tokens).where(r.family_id == family, r.user_id == principal.user_id).values(revoked_at=now))
-        remaining = max(1, principal.expires_at - int(now) + 60)
-        await self.cache.set(f"identity:revoked-token:{principal.token_id}", b"1", ttl=remaining)
-        await self.audit("auth:SignOut", user_id=principal.user_id, result="success")
+                if row is not None and (principal is None or row.user_id == principal.user_id):
+                    families.add(row.family_id)
+                    user_id = row.user_id
+            if user_id is None:
+                raise Unauthorized("nothing to sign out: send the access token or the refresh token of this sign-in")
+            for family in families:
+                await conn.execute(update(schema.refresh_tokens).where(r.family_id == family, r.user_id == user_id).values(revoked_at=now))
+        if principal is not None:
+            remaining = max(1, principal.expires_at - int(now) + 60)
+            await self.cache.set(f"identity:revoked-token:{principal.token_id}", b"1", ttl=remaining)
+        await self.audit("auth:SignOut", user_id=user_id, result="success")
 
     async def sign_out_everywhere(self, user_id: int) -> None:
         now = time.time()
@@ -281,13 +285,13 @@ class UserPool:
     # ---- passwords ----------------------------------------------------------------------------
     async def change_password(self, user_id: int, current: object, new: object, *, source: str | None = None) -> None:
         key = f"acct:{user_id}"
-        await self.throttle.check(key)
+        await self._check_or_audit(self.throttle.check(key), "auth:ChangePassword", user_id, source)
         row = await self._get_row(user_id)
         if not isinstance(current, str) or not await self.hasher.verify_async(row.password_hash, password_policy.normalize(current)):
             await self.throttle.fail(key, self.limits.account)
             await self.audit("auth:ChangePassword", user_id=user_id, result="failure", reason="wrong_current_password", source=source)
             raise Unauthorized("the current password is wrong", field="current_password")
-        new = self._policy(new, row.username)
+        new = self._policy(new, row.username, "new_password")
         new_hash = await self.hasher.hash_async(new)
         async with self.db.write() as conn:
             await conn.execute(update(schema.users).where(u.id == user_id).values(password_hash=new_hash, password_changed_at=time.time()))
@@ -308,7 +312,7 @@ class UserPool:
         row = await self._find(login)
         if row is None:
             raise Invalid("wrong or expired code: ask for a new one", field="code")
-        new = self._policy(new, row.username)
+        new = self._policy(new, row.username, "new_password")
         new_hash = await self.hasher.hash_async(new)
         now = time.time()
         async with self.db.write() as conn:
@@ -317,6 +321,9 @@ class UserPool:
                 await conn.execute(update(schema.users).where(u.id == row.id).values(
                     password_hash=new_hash, password_changed_at=now, confirmed=True, revoked_before=now))
                 await conn.execute(update(schema.refresh_tokens).where(r.user_id == row.id, r.revoked_at.is_(None)).values(revoked_at=now))
+                if not row.confirmed:  # the mailed code proves the address: the account is confirmed now
+                    for hook in self.on_confirmed:
+                        await hook(conn, PoolUser(row.id, row.username, row.email, True, bool(row.mfa_enabled), row.created_at))
         if not accepted:
             raise Invalid("wrong or expired code: ask for a new one", field="code")
         await self.cache.set(f"identity:state:{row.id}", repr(now).encode(), ttl=STATE_TTL)
@@ -376,11 +383,19 @@ class UserPool:
         await self.audit("auth:DeleteUser", user_id=user_id, result="success")
 
     # ---- helpers ------------------------------------------------------------------------------
-    def _policy(self, password: object, username: str) -> str:
+    async def _check_or_audit(self, check: Awaitable[None], action: str, user_id: int | None, source: str | None) -> None:
+        """Run a lock-out check; a refusal is an authentication event too, recorded before it is raised."""
+        try:
+            await check
+        except TooManyRequests:
+            await self.audit(action, user_id=user_id, result="failure", reason="locked_out", source=source)
+            raise
+
+    def _policy(self, password: object, username: str, field: str = "password") -> str:
         try:
             return password_policy.check(password, username=username)
         except password_policy.WeakPassword as error:
-            raise Invalid(str(error), field="password") from None
+            raise Invalid(str(error), field=field) from None
 
     async def _find(self, login: object):  # noqa: ANN202
         name = normalize_login(login)
