@@ -47,11 +47,6 @@ def _profile(ctx: Context, row, **extra) -> Profile:  # noqa: ANN001
     )
 
 
-async def user_exists(ctx: Context, user_id: int) -> bool:
-    async with ctx.db.read() as conn:
-        return (await conn.execute(select(schema.users.c.id).where(schema.users.c.id == user_id))).first() is not None
-
-
 async def _counts(conn, user_id: int) -> dict[str, int]:  # noqa: ANN001
     followers = select(func.count()).select_from(schema.follows).where(schema.follows.c.followee_id == user_id)
     following = select(func.count()).select_from(schema.follows).where(schema.follows.c.follower_id == user_id)

@@ -1,2 +1,2 @@
-"""Security services of the platform: password hashing, signed tokens (identity, policies and
-audit come with the stage 1+ identity work)."""
+"""Security services of the platform: the user pool (``identity``, like Cognito), IAM-style policies
+(``policies``), the audit log (``audit``, like CloudTrail) and password hashing (``passwords``)."""
