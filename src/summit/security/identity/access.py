@@ -1,9 +1,12 @@
-"""IAM for the user pool: groups, named policies attached to users and groups, permission
-boundaries, and an authorizer that evaluates a request with summit's IAM policy engine.
+"""IAM for the user pool: groups, roles, named policies attached to users, groups and roles,
+permission boundaries, and an authorizer that evaluates a request with summit's IAM policy engine.
 
 Every signed-in user is ``arn:summit:iam::<ACCOUNT>:user/<username>``; the application gives a
 baseline policy that applies to every user (the app's own rules, e.g. "authors manage their own
 posts"), and groups such as ``moderators`` or ``admins`` get more through attached policies.
+A role is assumed for a while (``sts:AssumeRole``, allowed by the role's trust policy): a session
+of the role is ``arn:summit:iam::<ACCOUNT>:assumed-role/<role>/<username>`` and has exactly the
+role's policies, as in AWS.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from summit.security.identity.records import Principal
 from summit.security.policies import ALLOW, Policy, PolicyError, Request, evaluate, parse_policy
 
 ACCOUNT = "000000000000"
-g, gm, pol, att = schema.groups.c, schema.group_members.c, schema.policies.c, schema.attachments.c
-TARGET_KINDS = ("user", "group", "boundary")
+g, gm, pol, att, rl = schema.groups.c, schema.group_members.c, schema.policies.c, schema.attachments.c, schema.roles.c
+TARGET_KINDS = ("user", "group", "role", "boundary")
 
 
 def user_arn(username: str) -> str:
@@ -33,6 +36,16 @@ def user_arn(username: str) -> str:
 
 def group_arn(name: str) -> str:
     return f"arn:summit:iam::{ACCOUNT}:group/{name}"
+
+
+def role_arn(name: str) -> str:
+    return f"arn:summit:iam::{ACCOUNT}:role/{name}"
+
+
+def principal_arn(principal: Principal) -> str:
+    if principal.role:
+        return f"arn:summit:iam::{ACCOUNT}:assumed-role/{principal.role}/{principal.username}"
+    return user_arn(principal.username)
 
 
 def check_name(value: object, what: str) -> str:
@@ -51,10 +64,14 @@ class Access:
     async def authorize(self, principal: Principal, action: str, resource: str, context: Mapping[str, Any] | None = None,
                         *, message: str | None = None) -> None:
         """Raise Forbidden (with ``message``, if given) unless the principal's policies allow ``action`` on ``resource``."""
-        identity, boundaries = await self._policies_of(principal.user_id)
+        if principal.role:  # a role session has the role's policies, and only those
+            identity, boundaries = await self._policies_of_role(principal.role), []
+        else:
+            identity, boundaries = await self._policies_of(principal.user_id)
+            identity = [*self.baseline, *identity]
         ctx = {"aws:userid": str(principal.user_id), "aws:username": principal.username, "aws:TokenIssueTime": principal.issued_at, **(context or {})}
-        request = Request(user_arn(principal.username), action, resource, ctx)
-        decision = evaluate(request, identity_policies=[*self.baseline, *identity], permission_boundaries=boundaries)
+        request = Request(principal_arn(principal), action, resource, ctx)
+        decision = evaluate(request, identity_policies=identity, permission_boundaries=boundaries)
         if decision.decision != ALLOW:
             raise Forbidden(message or f"not allowed: {action} on this resource ({decision.decision})")
 
@@ -79,10 +96,38 @@ class Access:
             (boundaries if row.target_kind == "boundary" else identity).append(self._parse(row.name, row.document))
         return identity, boundaries
 
-    def _parse(self, name: str, document: str) -> Policy:
+    async def _policies_of_role(self, role: str) -> list[Policy]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(pol.name, pol.document)
+                .select_from(schema.attachments.join(schema.policies, pol.name == att.policy_name))
+                .where(att.target_kind == "role", att.target == role)
+            )).all()
+        return [self._parse(row.name, row.document) for row in rows]
+
+    async def assume_role(self, principal: Principal, role: object) -> str:
+        """Check that ``principal`` may assume ``role`` (its trust policy, and the caller's own
+        policies, as AWS evaluates sts:AssumeRole in one account); returns the role's ARN."""
+        role = check_name(role, "role")
+        if principal.role:
+            raise Forbidden("a role session cannot assume another role: use your own sign-in")
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(rl.trust_policy).where(rl.name == role))).first()
+        if row is None:
+            raise NotFound(f"no role {role!r}")
+        identity, boundaries = await self._policies_of(principal.user_id)
+        request = Request(user_arn(principal.username), "sts:AssumeRole", role_arn(role),
+                          {"aws:userid": str(principal.user_id), "aws:username": principal.username})
+        decision = evaluate(request, identity_policies=[*self.baseline, *identity], permission_boundaries=boundaries,
+                            resource_policy=self._parse(f"trust:{role}", row.trust_policy, kind="resource"))
+        if decision.decision != ALLOW:
+            raise Forbidden(f"not allowed to assume role {role!r}: its trust policy does not name you ({decision.decision})")
+        return role_arn(role)
+
+    def _parse(self, name: str, document: str, kind: str = "identity") -> Policy:
         cached = self._parsed.get(name)
         if cached is None or cached[0] != document:
-            cached = self._parsed[name] = (document, parse_policy(json.loads(document)))
+            cached = self._parsed[name] = (document, parse_policy(json.loads(document), kind=kind))
         return cached[1]
 
     # ---- managing -------------------------------------------------------------------------------
@@ -97,6 +142,18 @@ class Access:
         async with self.db.write() as conn:
             await conn.execute(delete(schema.policies).where(pol.name == name))
             await conn.execute(insert(schema.policies).values(name=name, document=text, created_at=time.time()))
+
+    async def put_role(self, name: object, trust_policy: object) -> None:
+        """Create or replace a role with its trust policy (a resource policy: who may assume it)."""
+        name = check_name(name, "role")
+        try:
+            parse_policy(trust_policy, kind="resource")
+        except PolicyError as error:
+            raise Invalid(f"invalid trust policy: {error}", field="document") from None
+        text = json.dumps(trust_policy, sort_keys=True)
+        async with self.db.write() as conn:
+            await conn.execute(delete(schema.roles).where(rl.name == name))
+            await conn.execute(insert(schema.roles).values(name=name, trust_policy=text, created_at=time.time()))
 
     async def create_group(self, name: object) -> None:
         name = check_name(name, "group")
@@ -126,6 +183,8 @@ class Access:
             await self._require(conn, schema.policies, pol.name == policy, f"no policy {policy!r}")
             if kind == "group":
                 await self._require(conn, schema.groups, g.name == target, f"no group {target!r}")
+            if kind == "role":
+                await self._require(conn, schema.roles, rl.name == target, f"no role {target!r}")
             exists = await conn.execute(select(att.policy_name).where(att.policy_name == policy, att.target_kind == kind, att.target == target))
             if exists.first() is None:
                 await conn.execute(insert(schema.attachments).values(policy_name=policy, target_kind=kind, target=target))

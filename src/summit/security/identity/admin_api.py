@@ -1,4 +1,4 @@
-"""The IAM admin API of the user pool: groups, their members and policies. Every call is itself
+"""The IAM admin API of the user pool: groups, their members, roles, and policies. Every call is itself
 authorized by policy (``iam:*`` actions on ``arn:summit:iam::<account>:group/...`` and
 ``...:policy/...``), so only principals allowed those actions (the ``admins`` group) get through."""
 
@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from summit.errors import NotFound
 from summit.security.identity import schema
-from summit.security.identity.access import ACCOUNT, Access, check_name, group_arn
+from summit.security.identity.access import ACCOUNT, Access, check_name, group_arn, role_arn
 from summit.security.identity.api import _JSON
 from summit.security.identity.records import Principal
 from summit.security.identity.web import require_principal
@@ -87,4 +87,27 @@ async def attach_group_policy(group: str, name: str, me: Me, access: AccessDep) 
 async def detach_group_policy(group: str, name: str, me: Me, access: AccessDep) -> Response:
     await access.authorize(me, "iam:DetachGroupPolicy", group_arn(check_name(group, "group")))
     await access.detach(name, "group", group)
+    return Response(status_code=204)
+
+
+@router.put("/roles/{role}", status_code=204)
+async def put_role(role: str, me: Me, access: AccessDep, trust_policy: Annotated[dict[str, Any], Body()]) -> Response:
+    """Create or replace a role; the body is its trust policy (who may assume it: a resource policy
+    with a Principal, e.g. {"AWS": "arn:summit:iam::000000000000:user/alice"})."""
+    await access.authorize(me, "iam:CreateRole", role_arn(check_name(role, "role")))
+    await access.put_role(role, trust_policy)
+    return Response(status_code=204)
+
+
+@router.put("/roles/{role}/policies/{name}", status_code=204)
+async def attach_role_policy(role: str, name: str, me: Me, access: AccessDep) -> Response:
+    await access.authorize(me, "iam:AttachRolePolicy", role_arn(check_name(role, "role")))
+    await access.attach(name, "role", role)
+    return Response(status_code=204)
+
+
+@router.delete("/roles/{role}/policies/{name}", status_code=204)
+async def detach_role_policy(role: str, name: str, me: Me, access: AccessDep) -> Response:
+    await access.authorize(me, "iam:DetachRolePolicy", role_arn(check_name(role, "role")))
+    await access.detach(name, "role", role)
     return Response(status_code=204)

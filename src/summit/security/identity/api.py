@@ -172,6 +172,27 @@ async def refresh(request: Request, pool: Pool, body: Refresh | None = None) -> 
     return _session_response(request, pool, session)
 
 
+class AssumeRole(_Body):
+    role: str = Field(min_length=1, max_length=64, examples=["moderator"])
+
+
+class RoleSessionOut(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    role_arn: str
+
+
+@router.post("/api/v1/sessions/role", status_code=201, responses={201: {"model": RoleSessionOut}})
+async def assume_role(body: AssumeRole, request: Request, me: Me, pool: Pool) -> Response:
+    """Assume a role (sts:AssumeRole): an access token whose requests have the role's policies, and
+    only those, for as long as an access token lives. The role's trust policy must name you."""
+    arn = await request.app.state.access.assume_role(me, body.role)
+    token = pool.role_token(me, body.role)
+    await pool.audit("sts:AssumeRole", user_id=me.user_id, result="success")
+    return _JSON({"access_token": token, "token_type": "Bearer", "expires_in": pool.config.access_ttl, "role_arn": arn}, status_code=201)
+
+
 @router.delete("/api/v1/sessions", status_code=204)
 async def sign_out(request: Request, pool: Pool, body: SignOut | None = None) -> Response:
     """Sign out this device: its refresh tokens and this access token stop working. The access token,

@@ -280,7 +280,14 @@ class UserPool:
         if await self.cache.get(f"identity:revoked-token:{claims.token_id}") is not None:
             raise Unauthorized("signed out: sign in again")
         return Principal(user_id, str(claims.claims.get("username", "")), claims.token_id, claims.issued_at, claims.auth_time,
-                         expires_at=claims.expires_at, session_id=str(claims.claims.get("sid", "")))
+                         expires_at=claims.expires_at, session_id=str(claims.claims.get("sid", "")), role=str(claims.claims.get("role", "")))
+
+    def role_token(self, principal: Principal, role: str) -> str:
+        """An access token for a session of ``role`` (the caller checked the role's trust policy):
+        it lives as long as an access token and is signed out with the user's sign-in."""
+        now = time.time()
+        return self.tokens.access_token(str(principal.user_id), username=principal.username, auth_time=principal.auth_time,
+                                        iat_ms=now * 1000, sid=principal.session_id, role=role)
 
     # ---- passwords ----------------------------------------------------------------------------
     async def change_password(self, user_id: int, current: object, new: object, *, source: str | None = None) -> None:

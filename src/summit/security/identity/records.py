@@ -69,3 +69,4 @@ class Principal:
     auth_time: int
     expires_at: int = 0
     session_id: str = ""  # the refresh-token family of the sign-in this token comes from
+    role: str = ""  # set in a role session (an assumed role's token)

@@ -92,11 +92,21 @@ policies = Table(
     Column("created_at", Float, nullable=False),
 )
 
+# Roles (like IAM roles): a trust policy says who may assume one; attached policies say what a
+# session of the role may do.
+roles = Table(
+    "identity_roles",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("trust_policy", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 attachments = Table(
     "identity_policy_attachments",
     metadata,
     Column("policy_name", String(128), primary_key=True),
-    Column("target_kind", String(10), primary_key=True),  # "user" | "group" | "boundary"
-    Column("target", String(64), primary_key=True),  # user id or group name
+    Column("target_kind", String(10), primary_key=True),  # "user" | "group" | "role" | "boundary"
+    Column("target", String(64), primary_key=True),  # user id, group or role name
     Index("ix_identity_policy_attachments_target", "target_kind", "target"),
 )
