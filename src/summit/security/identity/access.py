@@ -133,27 +133,20 @@ class Access:
     # ---- managing -------------------------------------------------------------------------------
     async def put_policy(self, name: object, document: object) -> None:
         """Create or replace a named policy; the document is validated like AWS validates it."""
-        name = check_name(name, "policy")
-        try:
-            parse_policy(document)
-        except PolicyError as error:
-            raise Invalid(f"invalid policy: {error}", field="document") from None
-        text = json.dumps(document, sort_keys=True)
-        async with self.db.write() as conn:
-            await conn.execute(delete(schema.policies).where(pol.name == name))
-            await conn.execute(insert(schema.policies).values(name=name, document=text, created_at=time.time()))
+        await self._put_document(schema.policies, "document", check_name(name, "policy"), document, "identity", "policy")
 
     async def put_role(self, name: object, trust_policy: object) -> None:
         """Create or replace a role with its trust policy (a resource policy: who may assume it)."""
-        name = check_name(name, "role")
+        await self._put_document(schema.roles, "trust_policy", check_name(name, "role"), trust_policy, "resource", "trust policy")
+
+    async def _put_document(self, table, column: str, name: str, document: object, kind: str, what: str) -> None:  # noqa: ANN001
         try:
-            parse_policy(trust_policy, kind="resource")
+            parse_policy(document, kind=kind)
         except PolicyError as error:
-            raise Invalid(f"invalid trust policy: {error}", field="document") from None
-        text = json.dumps(trust_policy, sort_keys=True)
+            raise Invalid(f"invalid {what}: {error}", field="document") from None
         async with self.db.write() as conn:
-            await conn.execute(delete(schema.roles).where(rl.name == name))
-            await conn.execute(insert(schema.roles).values(name=name, trust_policy=text, created_at=time.time()))
+            await conn.execute(delete(table).where(table.c.name == name))
+            await conn.execute(insert(table).values(name=name, created_at=time.time(), **{column: json.dumps(document, sort_keys=True)}))
 
     async def create_group(self, name: object) -> None:
         name = check_name(name, "group")
