@@ -73,17 +73,6 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-class SignUp(_Body):
-    username: str = Field(min_length=1, max_length=64, examples=["alice"])
-    email: str = Field(min_length=1, max_length=254, examples=["alice@example.com"])
-    password: str = Field(min_length=1, max_length=1024, examples=["correct horse battery staple"])
-
-
-class LogIn(_Body):
-    login: str = Field(min_length=1, max_length=254, description="username or email", examples=["alice"])
-    password: str = Field(min_length=1, max_length=1024)
-
-
 class ProfileUpdate(_Body):
     display_name: str | None = Field(None, max_length=60)
     bio: str | None = Field(None, max_length=300)
@@ -155,13 +144,6 @@ class PostPage(BaseModel):
 class CommentPage(BaseModel):
     items: list[CommentOut]
     next_cursor: str | None
-
-
-class SessionOut(BaseModel):
-    token: str
-    token_type: str = "Bearer"
-    expires_in: int
-    user: ProfileOut
 
 
 class LikeOut(BaseModel):

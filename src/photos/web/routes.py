@@ -138,7 +138,7 @@ async def add_comment(request: Request, post_id: str) -> Response:
 
 @router.post("/comments/{comment_id}/delete")
 async def delete_comment(request: Request, comment_id: str) -> Response:
-    me = await require_user(request)
+    await require_user(request)
     fields, _ = await read_form(request)
     check_csrf(request, fields)
     await social.delete_comment(ctx_of(request), principal(request), pid(comment_id, "comment"))

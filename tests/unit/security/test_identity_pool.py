@@ -48,15 +48,6 @@ class Env:
                         hasher=hasher or fast_hasher(), config=PoolConfig(issuer=ISSUER, **config))
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database migrated once to the pool's head; each test starts from a copy (a fresh upgrade
-    costs ~0.4 s)."""
-    path = tmp_path_factory.mktemp("template") / "app.db"
-    migrations.upgrade(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
 async def env(tmp_path: Path, migrated: Path):  # noqa: ANN201
     shutil.copyfile(migrated, tmp_path / "app.db")

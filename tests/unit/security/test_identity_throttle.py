@@ -55,13 +55,6 @@ class Clock:
         self.now += seconds
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "app.db"
-    migrations.upgrade(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
 async def db(tmp_path: Path, migrated: Path):  # noqa: ANN201
     shutil.copyfile(migrated, tmp_path / "app.db")
