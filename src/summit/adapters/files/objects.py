@@ -142,6 +142,8 @@ class FileObjectStore(ObjectStore):
             except FileNotFoundError:
                 continue  # a delete pruned the directory, empty at that moment: make it again
             except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+                if not self._clashes(path):
+                    continue  # mkdir lost a race with a delete pruning the same directory: again
                 raise ObjectError(
                     f"object key {key!r} clashes with another key: the file store cannot hold 'a' "
                     "as an object and as the directory of 'a/b' at once"
@@ -153,6 +155,17 @@ class FileObjectStore(ObjectStore):
                     break
             return
         raise ObjectError(f"could not store {key!r}: its directory kept being removed by deletes")
+
+    def _clashes(self, path: Path) -> bool:
+        """Does a key really stand in the way: the target is a directory, or a parent is a file?"""
+        if path.is_dir():
+            return True
+        for directory in path.parents:
+            if directory == self._data:
+                return False
+            if directory.exists() and not directory.is_dir():
+                return True
+        return False
 
     def _read(self, key: str, with_data: bool) -> tuple[ObjectInfo, bytes]:
         path = self._path(key)
