@@ -21,9 +21,9 @@ class TestSQLiteDatabase(DatabaseContract):
 
     async def test_wal_mode_is_on(self, db: SQLiteDatabase) -> None:
         async with db.read() as conn:
-            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one() == "wal"
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
         async with db.write() as conn:
-            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one() == 1
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
 
     async def test_dialect(self, db: SQLiteDatabase) -> None:
         assert db.features.dialect == "sqlite"
@@ -97,7 +97,7 @@ async def test_a_write_that_cannot_get_the_lock_gives_its_connection_back(tmp_pa
             with pytest.raises(Exception, match="locked"):
                 async with db.write():
                     pass
-        assert db.engine.pool.checkedout() == 0
+        assert db.in_use() == 0
     finally:
         holder.execute("ROLLBACK")
         holder.close()

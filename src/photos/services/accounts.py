@@ -10,9 +10,8 @@ import secrets
 
 import orjson
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from summit.ports import ObjectError
+from summit.ports import Connection, ObjectError
 from summit.security.identity import PoolUser
 
 from photos import media, schema
@@ -28,7 +27,7 @@ AVATAR_PIXELS = 25_000_000
 OBJECT_CLEANUP_QUEUE = "objects.delete"
 
 
-async def create_profile(conn: AsyncConnection, user: PoolUser) -> None:
+async def create_profile(conn: Connection, user: PoolUser) -> None:
     """The pool's on_confirmed hook: a profile row with the pool's id and username."""
     exists = await conn.execute(select(schema.users.c.id).where(schema.users.c.id == user.id))
     if exists.first() is None:
@@ -120,7 +119,7 @@ async def delete_account(ctx: Context, user_id: int) -> None:
     transaction, then their objects."""
     keys: list[str] = []
 
-    async def remove_rows(conn: AsyncConnection, user: PoolUser) -> None:
+    async def remove_rows(conn: Connection, user: PoolUser) -> None:
         p = schema.posts.c
         profile = (await conn.execute(select(schema.users.c.avatar_key).where(schema.users.c.id == user_id))).first()
         if profile is not None and profile.avatar_key:

@@ -9,11 +9,12 @@ from summit.ports.cache import Cache, CacheError
 from summit.ports.mail import InvalidMessage, MailDeliveryError, MailError, Mailer, MailMessage, Outbox, SentMail
 from summit.ports.objects import InvalidKey, ObjectError, ObjectInfo, ObjectNotFound, ObjectStore, StoredObject
 from summit.ports.queue import Message, Queue, QueueError, QueueStats, ReceiptInvalid
-from summit.ports.sql import Database, DatabaseError, IntegrityError
+from summit.ports.sql import Connection, Database, DatabaseError, IntegrityError
 
 __all__ = [
     "Cache",
     "CacheError",
+    "Connection",
     "Database",
     "DatabaseError",
     "IntegrityError",

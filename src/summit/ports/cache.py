@@ -9,12 +9,19 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable
 
+from summit import telemetry
+
 
 class CacheError(Exception):
     """Base of the cache port's errors; adapters wrap their driver's errors in it."""
 
 
 class Cache(abc.ABC):
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        telemetry.count_cache_reads(cls)
+        telemetry.instrument(cls, "cache", {"get": "get", "set": "set", "add": "add", "delete": "delete", "incr": "incr", "clear": "clear"})
+
     @classmethod
     @abc.abstractmethod
     def from_url(cls, url: str) -> Cache: ...

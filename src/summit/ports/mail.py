@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
+from summit import telemetry
+
 MAX_RECIPIENTS = 50
 MAX_SUBJECT_CHARS = 255
 MAX_BODY_BYTES = 1024 * 1024  # text and html together, UTF-8 encoded
@@ -124,6 +126,10 @@ class SentMail:
 
 class Mailer(abc.ABC):
     """Send mail."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        telemetry.instrument(cls, "mail", {"send": "send"})
 
     @classmethod
     @abc.abstractmethod

@@ -9,6 +9,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from summit import telemetry
+
 MAX_KEY_BYTES = 1024
 
 
@@ -64,6 +66,10 @@ def validate_key(key: str) -> str:
 
 class ObjectStore(abc.ABC):
     """Store and fetch objects by key."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        telemetry.instrument(cls, "objects", {"put": "put", "get": "get", "head": "head", "delete": "delete", "list": "list"})
 
     @classmethod
     @abc.abstractmethod

@@ -1,24 +1,42 @@
-"""The sql port: a relational database through SQLAlchemy 2 (async), with read/write routing.
+"""The sql port: a relational database through SQLAlchemy 2 Core, in blocks.
 
-The application writes SQL with SQLAlchemy Core against ``AsyncConnection``s it gets from
-``write()`` (a transaction on the primary) and ``read()`` (a replica where there is one; the primary
-until then). IDs come from ``next_id`` inside the writing transaction.
+The application writes SQLAlchemy Core statements against the ``Connection`` of a block:
+
+    async with db.write() as conn:        # one transaction on the primary, committed on exit
+        await conn.execute(insert(posts).values(...))
+    async with db.read() as conn:         # a read-only snapshot; a replica where there is one
+        row = (await conn.execute(select(posts).where(posts.c.id == 7))).first()
+
+How a block reaches its driver is the adapter's business: SQLite runs statements on the event loop's
+thread (a read that runs long moves to a thread), PostgreSQL awaits its network driver. The results
+are plain SQLAlchemy ``Result`` objects with every row already fetched, so reading them never waits.
+IDs come from ``next_id`` inside the writing transaction.
+
+What every adapter promises (the contract in ``summit.testing.sql`` checks it):
+- a write block is one transaction: committed when the block ends, rolled back on an exception;
+- writers are serialised where the engine needs it, and a read-modify-write under ``FOR UPDATE``
+  loses no update;
+- a read block sees one consistent snapshot and refuses to write;
+- a read block never keeps the event loop for longer than the adapter's documented bound.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import exc as _exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Result
+from sqlalchemy.sql import Executable
 
-from summit import ids
+from summit import ids, telemetry
 
 DatabaseError = _exc.DBAPIError
 IntegrityError = _exc.IntegrityError
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,9 +52,33 @@ class Features:
     concurrent_writers: bool = False
 
 
+class Connection(abc.ABC):
+    """The connection of one block: execute SQLAlchemy Core statements, get buffered results."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        telemetry.instrument(cls, "sql", {"execute": "statement"}, each_call=telemetry.sql_statement)
+
+    @abc.abstractmethod
+    async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
+        """Run one statement (``parameters``: a dict, or a list of dicts for many rows)."""
+
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
+        """The first column of the first row, or None."""
+        return (await self.execute(statement, parameters)).scalar()
+
+    @abc.abstractmethod
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn(sync_connection, *args)`` with a synchronous SQLAlchemy connection of this block
+        (for what only exists synchronously, such as ``MetaData.create_all``)."""
+
+
 class Database(abc.ABC):
-    engine: AsyncEngine
     features: Features
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        telemetry.instrument(cls, "sql", {"read": "read", "write": "write"})
 
     @classmethod
     @abc.abstractmethod
@@ -47,31 +89,28 @@ class Database(abc.ABC):
     def sync_url(self) -> str:
         """A URL for a synchronous driver of the same database (for Alembic migrations)."""
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    @abc.abstractmethod
+    def write(self) -> AbstractAsyncContextManager[Connection]:
         """A transaction on the primary: committed on exit, rolled back on an exception."""
-        async with self.engine.begin() as conn:
-            yield conn
 
-    @asynccontextmanager
-    async def read(self, *, after_write: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads; ``after_write`` asks to see this client's own latest writes."""
-        async with self.engine.connect() as conn:
-            yield conn
+    @abc.abstractmethod
+    def read(self, *, after_write: bool = False) -> AbstractAsyncContextManager[Connection]:
+        """A read-only snapshot; ``after_write`` asks to see this client's own latest writes."""
 
-    async def next_id(self, conn: AsyncConnection, shard: int) -> int:
+    async def next_id(self, conn: Connection, shard: int) -> int:
         """A new ID on logical ``shard``, from this database's sequence, inside ``conn``'s transaction."""
         return ids.make_id(await self._next_sequence(conn), shard)
 
     @abc.abstractmethod
-    async def _next_sequence(self, conn: AsyncConnection) -> int: ...
+    async def _next_sequence(self, conn: Connection) -> int: ...
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
         from sqlalchemy import text
 
-        async with self.engine.connect() as conn:
+        async with self.read() as conn:
             await conn.execute(text("SELECT 1"))
 
+    @abc.abstractmethod
     async def close(self) -> None:
-        await self.engine.dispose()
+        """Close every connection; the database is not used after this."""

@@ -117,6 +117,78 @@ class DatabaseContract:
         async with db.read() as conn:
             assert (await conn.execute(sa.select(counters.c.value))).scalar_one() == 8 * 15
 
+    async def test_results_are_fetched_before_the_block_ends(self, db: Database, tables: None) -> None:
+        async with db.write() as conn:
+            await conn.execute(sa.insert(items), [{"id": n, "name": f"n{n}"} for n in range(1, 6)])
+        async with db.read() as conn:
+            result = await conn.execute(sa.select(items.c.name).order_by(items.c.id))
+            assert await conn.scalar(sa.select(sa.func.count()).select_from(items)) == 5
+        assert result.scalars().all() == [f"n{n}" for n in range(1, 6)]  # read after the block ended
+
+    async def test_a_read_block_refuses_to_write(self, db: Database, tables: None) -> None:
+        with pytest.raises(DatabaseError):
+            async with db.read() as conn:
+                await conn.execute(sa.insert(items).values(id=1, name="sneaked in"))
+        assert await _names(db) == []
+        async with db.write() as conn:  # a refused write leaves the database usable
+            await conn.execute(sa.insert(items).values(id=1, name="written"))
+        assert await _names(db) == ["written"]
+
+    async def test_a_long_read_lets_the_event_loop_run(self, db: Database) -> None:
+        """A read that takes long never holds the loop: other coroutines keep running meanwhile,
+        and the read still gives the right answer."""
+        rows = 3_000_000
+        count = sa.text(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < :n) SELECT count(*) FROM c"
+        )
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        async def long_read() -> tuple[int, int]:
+            async with db.read() as conn:
+                value = await conn.scalar(count, {"n": rows})
+            done.set()
+            return value, ticks
+
+        running = asyncio.create_task(ticker())
+        await asyncio.sleep(0)  # the ticker starts first
+        value, ticks_meanwhile = await long_read()
+        await running
+        assert value == rows
+        assert ticks_meanwhile >= 3, "the event loop stood still while the read ran"
+
+    async def test_writers_wait_for_each_other_without_holding_the_loop(self, db: Database, tables: None) -> None:
+        """While one write block is open (even across awaits), a second writer waits its turn and
+        the loop keeps serving reads."""
+        order: list[str] = []
+        first_open = asyncio.Event()
+
+        async def first() -> None:
+            async with db.write() as conn:
+                await conn.execute(sa.insert(items).values(id=1, name="first"))
+                first_open.set()
+                for _ in range(5):
+                    await asyncio.sleep(0.01)
+                    async with db.read() as reader:  # reads proceed while the write is open
+                        order.append(f"read {await reader.scalar(sa.select(sa.func.count()).select_from(items))}")
+                order.append("first commits")
+
+        async def second() -> None:
+            await first_open.wait()
+            async with db.write() as conn:
+                order.append("second begins")
+                await conn.execute(sa.insert(items).values(id=2, name="second"))
+
+        await asyncio.gather(first(), second())
+        assert order == ["read 0"] * 5 + ["first commits", "second begins"]
+        assert await _names(db) == ["first", "second"]
+
     # identifiers
 
     @pytest.mark.parametrize("shard", [0, 1, 4095, LOGICAL_SHARDS - 1])

@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from summit.errors import Conflict, Forbidden, Invalid, NotFound
-from summit.ports import Database, IntegrityError
+from summit.ports import Connection, Database, IntegrityError
 from summit.security.identity import schema
 from summit.security.identity.records import Principal
 from summit.security.policies import ALLOW, Policy, PolicyError, Request, evaluate, parse_policy
@@ -196,6 +195,6 @@ class Access:
                  "policies": sorted(p.policy_name for p in policies if p.target == n)} for n in names]
 
     @staticmethod
-    async def _require(conn: AsyncConnection, table, where, message: str) -> None:  # noqa: ANN001
+    async def _require(conn: Connection, table, where, message: str) -> None:  # noqa: ANN001
         if (await conn.execute(select(table).where(where).limit(1))).first() is None:
             raise NotFound(message)

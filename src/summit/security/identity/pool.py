@@ -16,11 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from summit import ids
 from summit.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests, Unauthorized
-from summit.ports import IntegrityError
+from summit.ports import Connection, IntegrityError
 from summit.security.identity import password_policy, schema, totp
 from summit.security.identity.keys import KeySet
 from summit.security.identity.records import MfaChallenge, PoolConfig, PoolUser, Principal, Session
@@ -30,7 +29,7 @@ from summit.security.identity.validation import check_email, check_username, nor
 from summit.security.passwords import PasswordHasher
 
 u, c, r, rc = schema.users.c, schema.codes.c, schema.refresh_tokens.c, schema.recovery_codes.c
-Hook = Callable[[AsyncConnection, PoolUser], Awaitable[None]]
+Hook = Callable[[Connection, PoolUser], Awaitable[None]]
 Audit = Callable[..., Awaitable[None]]
 STATE_TTL = 300  # seconds a process may trust its cached view of a user's revocation state
 MFA_CHALLENGE_TTL = 300
@@ -167,7 +166,7 @@ class UserPool:
         await self.audit("auth:Mfa", user_id=user_id, result="success", source=source)
         return await self._new_session(_user(row), device=device, auth_time=claims.issued_at)
 
-    async def _accept_second_factor(self, conn: AsyncConnection, row, code: object) -> bool:  # noqa: ANN001
+    async def _accept_second_factor(self, conn: Connection, row, code: object) -> bool:  # noqa: ANN001
         if isinstance(code, str) and "-" in code:  # a recovery code
             result = await conn.execute(
                 update(schema.recovery_codes)
@@ -185,7 +184,7 @@ class UserPool:
 
     # ---- sessions -----------------------------------------------------------------------------
     async def _new_session(self, user: PoolUser, *, device: str, auth_time: int | None = None,
-                           family: str | None = None, conn: AsyncConnection | None = None) -> Session:
+                           family: str | None = None, conn: Connection | None = None) -> Session:
         now = time.time()
         auth_time = int(auth_time or now)
         refresh = secrets.token_urlsafe(32)
@@ -419,14 +418,14 @@ class UserPool:
             raise NotFound("no such user")
         return row
 
-    async def _new_code(self, conn: AsyncConnection, user_id: int, purpose: str, ttl: int) -> str:
+    async def _new_code(self, conn: Connection, user_id: int, purpose: str, ttl: int) -> str:
         code = f"{secrets.randbelow(10**6):06d}"
         await conn.execute(delete(schema.codes).where(c.user_id == user_id, c.purpose == purpose))
         await conn.execute(insert(schema.codes).values(user_id=user_id, purpose=purpose, code_hash=_digest(user_id, purpose, code),
                                                        expires_at=time.time() + ttl, attempts=0))
         return code
 
-    async def _use_code(self, conn: AsyncConnection, user_id: int, purpose: str, code: object) -> bool:
+    async def _use_code(self, conn: Connection, user_id: int, purpose: str, code: object) -> bool:
         """Consume the code if it matches (True); else count the attempt, which the caller commits."""
         row = (await conn.execute(select(schema.codes).where(c.user_id == user_id, c.purpose == purpose))).first()
         if row is None or row.expires_at < time.time() or row.attempts >= self.config.code_attempts:

@@ -10,10 +10,9 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from summit.errors import TooManyRequests
-from summit.ports import Database
+from summit.ports import Connection, Database
 from summit.security.identity import schema
 
 CAP_SECONDS = 15 * 60
@@ -68,7 +67,7 @@ class Throttle:
         async with self.db.write() as conn:
             await self._fail(conn, key, threshold, now)
 
-    async def _fail(self, conn: AsyncConnection, key: str, threshold: int, now: float) -> None:
+    async def _fail(self, conn: Connection, key: str, threshold: int, now: float) -> None:
         key = _key(key)
         row = (await conn.execute(select(t.failures, t.updated_at).where(t.key == key))).first()
         if row is None:
