@@ -25,8 +25,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -109,15 +108,25 @@ class _SQLiteDriverConnection(sqlite3.Connection):
 
 
 class SQLiteConnection(Connection):
-    """The connection of one block. Statements run inline; see the module's docstring."""
+    """One block: ``async with`` lends it a connection and ends its transaction. Statements run
+    inline; see the module's docstring."""
 
-    __slots__ = ("_conn", "_driver", "_inline", "_writing")
+    __slots__ = ("_conn", "_db", "_driver", "_inline", "_writing")
 
-    def __init__(self, conn: SyncConnection, inline_seconds: float, writing: bool):
-        self._conn = conn
-        self._driver: _SQLiteDriverConnection = conn.connection.dbapi_connection  # type: ignore[assignment]
-        self._inline = inline_seconds
+    def __init__(self, db: SQLiteDatabase, writing: bool):
+        self._db = db
         self._writing = writing
+        self._inline = db.inline_seconds
+
+    async def __aenter__(self) -> SQLiteConnection:
+        if self._writing:
+            self._conn, self._driver = await self._db._begin_write()
+        else:
+            self._conn, self._driver = await self._db._begin_read()
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        await self._db._end(self._conn, self._driver, self._writing, commit=exc_type is None)
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
         bounded = not self._writing or getattr(statement, "is_select", False)
@@ -158,7 +167,6 @@ class SQLiteDatabase(Database):
             connect_args={"factory": _SQLiteDriverConnection, "check_same_thread": False, "timeout": 0},
         )
         event.listen(self._engine, "connect", self._on_connect)
-        event.listen(self._engine, "begin", _on_begin)
         self._idle_readers: list[SyncConnection] = []
         self._open_readers = 0
         self._reader_freed = asyncio.Condition()
@@ -191,27 +199,26 @@ class SQLiteDatabase(Database):
         return f"sqlite:///{self.path}"
 
     def _on_connect(self, driver: _SQLiteDriverConnection, _record: object) -> None:
-        driver.isolation_level = None  # this adapter issues BEGIN itself (see _on_begin)
+        driver.isolation_level = None  # the blocks issue BEGIN themselves
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=0", "wal_autocheckpoint=0"):
             driver.execute(f"PRAGMA {pragma}")
         driver.set_progress_handler(driver.past_deadline, _PROGRESS_STEPS)
 
     # ---- blocks -----------------------------------------------------------------------------
+    # A block issues BEGIN and COMMIT/ROLLBACK on the driver itself: SQLAlchemy's "begin" event
+    # would switch on its event dispatch for every statement (a third of a statement's cost).
 
-    @asynccontextmanager
-    async def read(self, *, after_write: bool = False) -> AsyncIterator[Connection]:
+    def read(self, *, after_write: bool = False) -> SQLiteConnection:  # type: ignore[override]
+        return SQLiteConnection(self, writing=False)
+
+    def write(self) -> SQLiteConnection:  # type: ignore[override]
+        return SQLiteConnection(self, writing=True)
+
+    async def _begin_read(self) -> tuple[SyncConnection, _SQLiteDriverConnection]:
         conn = self._idle_readers.pop() if self._idle_readers else await self._another_reader()
-        try:
-            yield SQLiteConnection(conn, self.inline_seconds, writing=False)
-        finally:
-            try:
-                if conn.in_transaction():
-                    conn.rollback()
-            finally:
-                self._idle_readers.append(conn)
-                if self._open_readers >= self.max_readers:
-                    async with self._reader_freed:
-                        self._reader_freed.notify()
+        driver = conn.info["driver"]
+        driver.execute("BEGIN")
+        return conn, driver
 
     async def _another_reader(self) -> SyncConnection:
         """A new read connection while fewer than ``readers`` are open; else wait for a free one."""
@@ -220,8 +227,8 @@ class SQLiteDatabase(Database):
             self._open_readers += 1
             try:
                 conn = self._engine.connect()
+                conn.info["driver"] = conn.connection.dbapi_connection
                 conn.exec_driver_sql("PRAGMA query_only=ON")
-                conn.commit()
             except BaseException:
                 self._open_readers -= 1
                 raise
@@ -230,40 +237,58 @@ class SQLiteDatabase(Database):
             await self._reader_freed.wait_for(lambda: bool(self._idle_readers))
         return self._idle_readers.pop()
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[Connection]:
-        async with self._write_lock:
+    async def _begin_write(self) -> tuple[SyncConnection, _SQLiteDriverConnection]:
+        await self._write_lock.acquire()
+        try:
             conn = self._writer or self._open_writer()
+            driver = conn.info["driver"]
             try:
-                conn.begin()  # BEGIN IMMEDIATE: the write lock, or SQLITE_BUSY at once
-            except OperationalError as error:
-                if not _interrupted_or_busy(error):
+                driver.execute("BEGIN IMMEDIATE")  # the write lock, or SQLITE_BUSY at once
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
                     raise
-                await asyncio.to_thread(self._begin_waiting, conn)  # another process holds it
-            creating = not self._sequence_ready
-            try:
-                if creating:  # in this transaction, so that it is rolled back with it
-                    conn.exec_driver_sql(_SEQUENCE_DDL)
-                yield SQLiteConnection(conn, self.inline_seconds, writing=True)
-                conn.commit()
-            except BaseException:
+                await asyncio.to_thread(self._begin_waiting, driver)  # another process holds it
+            if not self._sequence_ready:  # in this transaction, so that it is rolled back with it
+                driver.execute(_SEQUENCE_DDL)
+        except BaseException:
+            self._write_lock.release()
+            raise
+        return conn, driver
+
+    async def _end(self, conn: SyncConnection, driver: _SQLiteDriverConnection, writing: bool, *, commit: bool) -> None:
+        try:
+            if writing and commit:
+                try:
+                    driver.commit()
+                except BaseException:
+                    driver.rollback()
+                    raise
+                self._sequence_ready = True
+                self._after_commit()
+            else:
+                driver.rollback()
+        finally:
+            if conn.in_transaction():  # SQLAlchemy's own bookkeeping (the driver's is done)
                 conn.rollback()
-                raise
-            self._sequence_ready = True
-            self._after_commit()
+            if writing:
+                self._write_lock.release()
+            else:
+                self._idle_readers.append(conn)
+                if self._open_readers >= self.max_readers:
+                    async with self._reader_freed:
+                        self._reader_freed.notify()
 
     def _open_writer(self) -> SyncConnection:
         self._check_open()
         conn = self._engine.connect()
-        conn.info["summit_write"] = True
+        conn.info["driver"] = conn.connection.dbapi_connection
         self._writer = conn
         return conn
 
-    def _begin_waiting(self, conn: SyncConnection) -> None:
-        driver = conn.connection.dbapi_connection
+    def _begin_waiting(self, driver: _SQLiteDriverConnection) -> None:
         driver.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
         try:
-            conn.begin()
+            driver.execute("BEGIN IMMEDIATE")
         finally:
             driver.execute("PRAGMA busy_timeout=0")
 
@@ -306,6 +331,3 @@ class SQLiteDatabase(Database):
                 conn.close()
         self._engine.dispose()
 
-
-def _on_begin(conn: SyncConnection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("summit_write") else "BEGIN")
