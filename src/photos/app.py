@@ -32,6 +32,7 @@ from summit.web.audit import AuditMiddleware
 from summit.web.forms import strict_utf8_forms
 from summit.web.logs import configure_logging
 from summit.web.metrics import HttpMetrics
+from summit.web.routing import add_router, index_routes
 from summit.workers import Worker
 
 
@@ -94,14 +95,13 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False},
     )
     app.state.metrics = metrics
-    app.include_router(identity_router)
-    app.include_router(admin_router)
-    app.include_router(api_router)
-    app.include_router(web_router)
+    for router in (identity_router, admin_router, api_router, web_router):
+        add_router(app, router)
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(packages=[("photos.web", "static")]), name="static")
     _add_platform_routes(app, metrics)
     _add_error_handlers(app)
+    index_routes(app)  # every route is added: routing by first path segment from here on
 
     # outermost last: request context wraps everything, so even a 413 gets an id and a log line
     app.add_middleware(IdempotencyMiddleware)

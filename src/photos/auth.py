@@ -18,12 +18,17 @@ SESSION_COOKIE = ACCESS_COOKIE
 CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER = csrf.COOKIE, csrf.FIELD, csrf.HEADER
 
 __all__ = [
-    "REFRESH_COOKIE", "SESSION_COOKIE", "check_csrf", "clear_session", "context", "csrf_token", "current_principal",
+    "REFRESH_COOKIE", "SESSION_COOKIE", "check_csrf", "clear_session", "context", "context_dependency", "csrf_token", "current_principal",
     "current_user_id", "optional_principal", "optional_user_id", "remember_csrf", "set_session",
 ]
 
 
 def context(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+async def context_dependency(request: Request) -> Context:
+    """``context`` for ``Depends``: async, because FastAPI runs a plain ``def`` dependency on a thread."""
     return request.app.state.ctx
 
 

@@ -17,7 +17,7 @@ from photos.services.common import Context, parse_id
 
 router = APIRouter(prefix="/api/v1", default_response_class=JSON)
 
-Ctx = Annotated[Context, Depends(auth.context)]
+Ctx = Annotated[Context, Depends(auth.context_dependency)]
 Me = Annotated[int, Depends(auth.current_user_id)]
 Actor = Annotated[Principal, Depends(auth.current_principal)]
 Viewer = Annotated[int | None, Depends(auth.optional_user_id)]

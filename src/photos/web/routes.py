@@ -18,6 +18,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from summit.web.routing import add_router
+
 from photos import media
 from photos.errors import AppError, Forbidden, Invalid, NotFound
 from photos.services import accounts, posts, social
@@ -38,7 +40,7 @@ from photos.web.pages import (
 )
 
 router = APIRouter(include_in_schema=False, route_class=HtmlRoute)
-router.include_router(account_routes.router)
+add_router(router, account_routes.router)
 
 
 # ---- helpers ----------------------------------------------------------------------------------

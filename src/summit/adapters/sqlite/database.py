@@ -305,6 +305,11 @@ class SQLiteDatabase(Database):
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         conn.close()
 
+    async def ping(self) -> None:
+        """``SELECT 1`` on the driver itself (health checks call this on every probe)."""
+        async with self.read() as conn:
+            conn._driver.execute("SELECT 1").fetchall()
+
     async def _next_sequence(self, conn: Connection) -> int:
         return (await conn.execute(_NEXT)).scalar_one()
 

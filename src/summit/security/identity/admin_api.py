@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 Me = Annotated[Principal, Depends(require_principal)]
 
 
-def access_of(request: Request) -> Access:
+async def access_of(request: Request) -> Access:  # async: FastAPI runs a plain def dependency on a thread
     return request.app.state.access
 
 

@@ -20,7 +20,14 @@ from summit.security.identity.web import optional_principal, pool_of, require_pr
 from summit.web import csrf
 
 router = APIRouter(tags=["identity"])
-Pool = Annotated[UserPool, Depends(pool_of)]
+
+
+async def pool_dependency(request: Request) -> UserPool:
+    """``pool_of`` for ``Depends``: async, because FastAPI runs a plain ``def`` dependency on a thread."""
+    return pool_of(request)
+
+
+Pool = Annotated[UserPool, Depends(pool_dependency)]
 Me = Annotated[Principal, Depends(require_principal)]
 
 
