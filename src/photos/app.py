@@ -24,7 +24,7 @@ from swagger_ui_bundle import swagger_ui_path
 from summit.blueprint import Blueprint, load_blueprint
 from summit.platform import Platform
 from summit.ports import InvalidKey, ObjectNotFound
-from summit.security.identity.admin_api import router as admin_router
+from summit.security.policies.admin_api import router as admin_router
 from summit.security.identity.api import router as identity_router
 from summit.security.identity.web import BrowserSessionMiddleware
 from summit.web import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id

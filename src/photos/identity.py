@@ -13,7 +13,7 @@ from summit.platform import Platform
 from summit.security.audit import AuditLog
 from summit.security.identity import KeySet, PoolConfig, UserPool
 from summit.security.identity import migrations as identity_migrations
-from summit.security.identity.access import Access
+from summit.security.policies.access import Access
 from summit.security.identity.throttle import Limits
 from summit.security.passwords import PasswordHasher
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from summit.platform import Platform
 from summit.security.identity import UserPool
-from summit.security.identity.access import Access
+from summit.security.policies.access import Access
 
 from photos.errors import Invalid
 
