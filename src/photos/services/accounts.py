@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from summit.ports import ObjectError
-from summit.security.identity import PoolUser
+from summit.security import PoolUser
 
 from photos import media, schema
 from photos.errors import Invalid, NotFound
