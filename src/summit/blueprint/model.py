@@ -250,7 +250,8 @@ def load_blueprint(
     for layer in layers:
         merged = _merge(merged, layer)
     merged["stage"] = stage
-    sources = ", ".join(s for s, used in ((str(file), from_file), ("environment", layers[1])) if used) or "defaults"
+    named = ((str(file), from_file), ("environment", layers[1]), ("command line or overrides", layers[2]))
+    sources = ", ".join(s for s, used in named if used) or "defaults"
     try:
         return Blueprint.model_validate(merged)
     except ValidationError as error:

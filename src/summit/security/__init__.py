@@ -21,10 +21,10 @@ import one subpackage without paying for the web stack.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
-if TYPE_CHECKING:  # what editors and type checkers see; _EXPORTS below is what runs
+if _typing.TYPE_CHECKING:  # what editors and type checkers see; _EXPORTS below is what runs
     from summit.security.identity import totp
     from summit.security.identity.api import router as identity_router
     from summit.security.identity.cookies import ACCESS_COOKIE, REFRESH_COOKIE, clear_session_cookies, set_session_cookies
@@ -80,13 +80,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401
+def __getattr__(name: str) -> object:
     """Load a public name on first use (PEP 562), then keep it in the module's namespace."""
     target = _EXPORTS.get(name)
     if target is None:
         raise AttributeError(f"module 'summit.security' has no attribute {name!r}; it offers: {', '.join(__all__)}")
     module_name, _, attribute = target.partition(":")
-    value = importlib.import_module(module_name)
+    value = _importlib.import_module(module_name)
     if attribute:
         value = getattr(value, attribute)
     globals()[name] = value
