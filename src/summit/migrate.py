@@ -39,7 +39,7 @@ class History:
     @classmethod
     def of(cls, package: ModuleType) -> History:
         location = Path(package.__file__ or "").parent
-        if not (location / "env.py").is_file():
+        if not hasattr(package, "__path__") or not (location / "env.py").is_file():
             raise ValueError(f"{package.__name__!r} is not an Alembic history: {location} has no env.py")
         return cls(package.__name__, location, getattr(package, "VERSION_TABLE", DEFAULT_VERSION_TABLE))
 

@@ -109,6 +109,7 @@ def test_an_app_without_migrations_gets_the_platforms_tables_only(tmp_path: Path
     ("value", "words"),
     [("no_such_app.migrations", "app.migrations: cannot import 'no_such_app.migrations'"),
      ("photos.services", "app.migrations: 'photos.services' is not an Alembic history"),
+     ("photos.schema", "app.migrations: 'photos.schema' is not an Alembic history"),
      ("photos/migrations", "'app.migrations' (environment variable SUMMIT_APP__MIGRATIONS): must be a package name")],
 )  # fmt: skip
 @pytest.mark.parametrize("command", ["upgrade", "current"])
