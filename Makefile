@@ -6,7 +6,8 @@ ARGS ?=
 run: install            ## serve Summit Photos at http://127.0.0.1:8000 (stage 1, embedded)
 	.venv/bin/summit up $(ARGS)
 
-test: install-test      ## the whole test suite, with every engine it needs
+test: install-test      ## the import contract (pyproject's [tool.importlinter]), then the whole test suite
+	.venv/bin/lint-imports --no-cache --no-logo
 	.venv/bin/python -m pytest -n auto $(ARGS)
 
 bench: install-bench     ## benchmark stage 1 (starts it, ~5 min); report in bench/results/

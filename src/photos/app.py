@@ -22,11 +22,10 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from summit.blueprint import Blueprint, load_blueprint
+from summit.migrate import upgrade_all
 from summit.platform import Platform
 from summit.ports import InvalidKey, ObjectNotFound
-from summit.security.identity.admin_api import router as admin_router
-from summit.security.identity.api import router as identity_router
-from summit.security.identity.web import BrowserSessionMiddleware
+from summit.security import BrowserSessionMiddleware, Security, admin_router, identity_router
 from summit.web import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
 from summit.web.audit import AuditMiddleware
 from summit.web.forms import strict_utf8_forms
@@ -36,13 +35,13 @@ from summit.web.routing import add_router, index_routes
 from summit.workers import Worker
 
 
+from photos import policies
 from photos.api import router as api_router
 from photos.api.idempotency import IdempotencyMiddleware
 from photos.api.responses import JSON
 from photos.errors import AppError
-from photos.identity import migrate, open_security
 from photos.services import Context
-from photos.services.accounts import OBJECT_CLEANUP_QUEUE
+from photos.services.accounts import OBJECT_CLEANUP_QUEUE, RESERVED, create_profile
 from photos.services.posts import THUMBNAIL_QUEUE, make_thumbnails, pending_thumbnails, request_thumbnails
 from photos.web import router as web_router
 from photos.web.pages import render_error
@@ -61,11 +60,12 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         platform = Platform.from_blueprint(blueprint)
-        await asyncio.to_thread(migrate, platform.db.sync_url)
-        security = await open_security(platform, blueprint)
+        await asyncio.to_thread(upgrade_all, blueprint, platform.db.sync_url)  # the platform's histories, then ours
+        security = await Security.open(platform, baseline=[policies.BASELINE], group_policies=policies.GROUP_POLICIES,
+                                       reserved_usernames=RESERVED, on_confirmed=[create_profile])
+        security.install(app)
         ctx = Context(platform=platform, identity=security.identity, access=security.access)
         app.state.ctx = ctx
-        app.state.identity, app.state.access, app.state.audit = security.identity, security.access, security.audit
         app.state.cookie_secure = blueprint.auth.cookie_secure
         worker = None
         if blueprint.worker.in_process:
@@ -80,7 +80,7 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop(timeout=10)
-            await asyncio.to_thread(security.audit.close)
+            await security.close()
             await platform.close()
 
     app = FastAPI(

@@ -1,5 +1,5 @@
 """Who is calling, for the API and the web UI: the platform's user pool validates the access token
-(a bearer header, or the session cookie with CSRF protection), see ``summit.security.identity.web``.
+(a bearer header, or the session cookie with CSRF protection), see ``summit.security.require_principal``.
 This module adapts it to the app: user ids for services, cookies and CSRF for pages."""
 
 from __future__ import annotations
@@ -7,9 +7,16 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from summit.security.identity import Principal, Session
-from summit.security.identity.cookies import ACCESS_COOKIE, REFRESH_COOKIE, clear_session_cookies, set_session_cookies
-from summit.security.identity.web import optional_principal, require_principal
+from summit.security import (
+    ACCESS_COOKIE,
+    REFRESH_COOKIE,
+    Principal,
+    Session,
+    clear_session_cookies,
+    optional_principal,
+    require_principal,
+    set_session_cookies,
+)
 from summit.web import csrf
 
 from photos.services.common import Context

@@ -1,17 +1,80 @@
 """Alembic, the way every summit history uses it: the caller gives the URL (never a file), each
 history may keep its own version table, and autogenerate sees only that history's tables.
 
-A history's ``env.py`` is one call: ``run_env(metadata, version_table=..., owns=...)``.
+A history is a package holding ``env.py`` and ``versions/``; its ``env.py`` is one call,
+``run_env(metadata, version_table=..., owns=...)``, and the package names the same table in
+``VERSION_TABLE`` (default ``alembic_version``). A deployment's histories run in one order,
+the platform's then the app's (``upgrade_all``), whoever migrates: ``summit db`` or the app's
+start-up.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData
+
+if TYPE_CHECKING:
+    from summit.blueprint import Blueprint
+
+DEFAULT_VERSION_TABLE = "alembic_version"
+# The platform's own histories, in order. They run before the app's, whose migrations may read
+# their tables (Summit Photos' 0002 moves its accounts into the user pool's).
+PLATFORM_HISTORIES = ("summit.security.identity.migrations",)
+
+
+@dataclass(frozen=True)
+class History:
+    package: str  # e.g. "photos.migrations"
+    location: Path  # its directory: env.py and versions/
+    version_table: str = DEFAULT_VERSION_TABLE
+
+    @classmethod
+    def of(cls, package: ModuleType) -> History:
+        location = Path(package.__file__ or "").parent
+        if not hasattr(package, "__path__") or not (location / "env.py").is_file():
+            raise ValueError(f"{package.__name__!r} is not an Alembic history: {location} has no env.py")
+        return cls(package.__name__, location, getattr(package, "VERSION_TABLE", DEFAULT_VERSION_TABLE))
+
+    def head(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory(str(self.location)).get_current_head()
+
+
+def histories(blueprint: Blueprint) -> list[History]:
+    """Every history of a deployment, in the order they run: the platform's, then the app's
+    (``app.migrations`` in the blueprint; BlueprintError names that key if it is wrong)."""
+    from summit.blueprint import BlueprintError
+
+    found = [History.of(importlib.import_module(name)) for name in PLATFORM_HISTORIES]
+    package = blueprint.app.migrations_package()
+    if package is not None:
+        try:
+            found.append(History.of(package))
+        except ValueError as error:
+            raise BlueprintError(f"app.migrations: {error}") from None
+    return found
+
+
+def upgrade_all(blueprint: Blueprint, sync_url: str) -> list[History]:
+    """Bring every history of the deployment to its head, in order (idempotent); returns them."""
+    found = histories(blueprint)
+    for history in found:
+        upgrade(history.location, sync_url)
+    return found
+
+
+def revisions(blueprint: Blueprint, sync_url: str) -> list[tuple[History, str | None]]:
+    """Each history with the database's revision of it (None: not applied yet)."""
+    return [(history, current(sync_url, history.version_table)) for history in histories(blueprint)]
 
 
 def alembic_config(script_location: Path, sync_url: str) -> Config:
@@ -26,7 +89,7 @@ def upgrade(script_location: Path, sync_url: str, revision: str = "head") -> Non
     command.upgrade(alembic_config(script_location, sync_url), revision)
 
 
-def current(sync_url: str, version_table: str = "alembic_version") -> str | None:
+def current(sync_url: str, version_table: str = DEFAULT_VERSION_TABLE) -> str | None:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 
@@ -38,7 +101,7 @@ def current(sync_url: str, version_table: str = "alembic_version") -> str | None
         engine.dispose()
 
 
-def run_env(metadata: MetaData, *, version_table: str = "alembic_version", owns: Callable[[str], bool] = lambda name: True) -> None:
+def run_env(metadata: MetaData, *, version_table: str = DEFAULT_VERSION_TABLE, owns: Callable[[str], bool] = lambda name: True) -> None:
     """The body of an ``env.py``: online (or offline) migrations with the configured URL."""
     from alembic import context
     from sqlalchemy import create_engine, pool

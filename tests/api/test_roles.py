@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from summit.security.audit import Query, search
-from summit.security.identity.access import ACCOUNT
+from summit.security.policies.access import ACCOUNT
 
 
 def user_arn(name: str) -> str:

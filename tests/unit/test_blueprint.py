@@ -160,3 +160,52 @@ def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
 
 def test_blueprint_error_is_a_value_error() -> None:
     assert issubclass(BlueprintError, ValueError)
+
+
+def test_the_app_is_named_by_the_preset() -> None:
+    app = load_blueprint(environ={}).app
+    assert (app.factory, app.migrations) == ("photos.app:create_app", "photos.migrations")
+    from photos.app import create_app
+
+    assert app.load_factory() is create_app
+    assert app.migrations_package().__name__ == "photos.migrations"
+
+
+@pytest.mark.parametrize("value", ["photos.app", "photos.app:", ":create_app", "photos/app:create_app", "photos.app:create-app", "1photos.app:x"])
+def test_a_bad_app_factory_names_the_key(value: str) -> None:
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(environ={"SUMMIT_APP__FACTORY": value})
+    message = str(caught.value)
+    assert "'app.factory' (environment variable SUMMIT_APP__FACTORY)" in message
+    assert "must be 'package.module:function'" in message and repr(value) in message
+
+
+def test_a_bad_app_migrations_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "[app]\nmigrations = 'photos/migrations'\n")
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(path, environ={})
+    assert "'app.migrations': must be a package name" in str(caught.value) and str(path) in str(caught.value)
+    with pytest.raises(BlueprintError, match="unknown key 'app.factroy'"):
+        load_blueprint(environ={"SUMMIT_APP__FACTROY": "photos.app:create_app"})
+
+
+def test_an_app_without_tables_has_no_migrations(tmp_path: Path) -> None:
+    app = load_blueprint(write(tmp_path, "[app]\nmigrations = ''\n"), environ={}).app
+    assert app.migrations == "" and app.migrations_package() is None
+    assert app.factory == "photos.app:create_app"  # the rest of the section keeps the preset's value
+
+
+def test_an_app_that_cannot_be_imported_names_the_key() -> None:
+    missing = load_blueprint(environ={"SUMMIT_APP__FACTORY": "no_such_app.web:make", "SUMMIT_APP__MIGRATIONS": "no_such_app.db"}).app
+    with pytest.raises(BlueprintError, match=r"^app\.factory: cannot import 'no_such_app\.web' \(No module named 'no_such_app'\)"):
+        missing.load_factory()
+    with pytest.raises(BlueprintError, match=r"^app\.migrations: cannot import 'no_such_app\.db'"):
+        missing.migrations_package()
+    not_a_function = load_blueprint(environ={"SUMMIT_APP__FACTORY": "photos.app:MEDIA_CACHE_CONTROL"}).app
+    with pytest.raises(BlueprintError, match="app.factory: 'photos.app' has no function 'MEDIA_CACHE_CONTROL'"):
+        not_a_function.load_factory()
+
+
+def test_overrides_are_named_as_the_source_of_a_bad_value() -> None:
+    with pytest.raises(BlueprintError, match=r"invalid blueprint \(command line or overrides\)"):
+        load_blueprint(environ={}, overrides={"app": {"factory": "nope"}})

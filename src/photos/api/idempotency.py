@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 
 from summit.ports import IntegrityError
-from summit.security.identity.tokens import InvalidToken
+from summit.security import InvalidToken
 from summit.web import request_id
 
 from photos import schema

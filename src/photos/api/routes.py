@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from summit.security.identity import Principal
+from summit.security import Principal
 
 from photos import auth
 from photos.api import views as v

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import delete, func, insert, select, update
 
 from summit.ports import Connection, ObjectError
-from summit.security.identity import PoolUser
+from summit.security import PoolUser
 
 from photos import media, schema
 from photos.errors import Invalid, NotFound

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from summit.platform import Platform
-from summit.security.identity import UserPool
-from summit.security.identity.access import Access
+from summit.security import Access, UserPool
 
 from photos.errors import Invalid
 

@@ -13,7 +13,7 @@ from sqlalchemy import and_, delete, exists, insert, literal, or_, select, updat
 from summit import ids
 from summit.ports import ObjectNotFound
 
-from summit.security.identity import Principal
+from summit.security import Principal
 
 from photos import media, policies, schema
 from photos.errors import Invalid, NotFound, TooLarge

@@ -6,7 +6,7 @@ from sqlalchemy import delete, insert, select, update
 
 from summit import ids
 
-from summit.security.identity import Principal
+from summit.security import Principal
 
 from photos import policies, schema
 from photos.errors import Invalid, NotFound

@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from summit.errors import ServiceError
 from summit.ports.mail import Outbox
-from summit.security.identity import MfaChallenge, totp
+from summit.security import MfaChallenge, totp
 
 from photos import auth
 from photos.errors import AppError, NotFound

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from summit.errors import ServiceError
-from summit.security.identity import Principal, Session
+from summit.security import Principal, Session
 
 from photos import auth
 from photos.errors import AppError, TooLarge

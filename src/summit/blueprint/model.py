@@ -7,10 +7,13 @@ Precedence, lowest first: the stage preset (``presets.toml``), the blueprint fil
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -68,6 +71,52 @@ class Worker(_Section):
     concurrency: int = Field(2, ge=1, le=64)
 
 
+def _is_module_path(text: str) -> bool:
+    return all(part.isidentifier() for part in text.split("."))
+
+
+def _import(module: str, key: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise BlueprintError(f"{key}: cannot import {module!r} ({error}); check the name, or install the app") from None
+
+
+class App(_Section):
+    """The application the platform serves, named by import path: the platform finds the app's
+    factory and migrations through these names and never imports the app's code by itself."""
+
+    factory: str = Field(description="the app's ASGI factory, 'package.module:function'")
+    migrations: str = Field(description="the package of the app's Alembic history; '' if it keeps no tables")
+
+    @field_validator("factory")
+    @classmethod
+    def _factory_path(cls, value: str) -> str:
+        module, colon, name = value.partition(":")
+        if not (colon and _is_module_path(module) and name.isidentifier()):
+            raise ValueError("must be 'package.module:function', e.g. 'photos.app:create_app'")
+        return value
+
+    @field_validator("migrations")
+    @classmethod
+    def _migrations_path(cls, value: str) -> str:
+        if value and not _is_module_path(value):
+            raise ValueError("must be a package name such as 'photos.migrations' (or '' for an app without tables)")
+        return value
+
+    def load_factory(self) -> Callable[..., Any]:
+        """Import the factory (what the server will call), or raise BlueprintError naming app.factory."""
+        module, _, name = self.factory.partition(":")
+        found = getattr(_import(module, "app.factory"), name, None)
+        if not callable(found):
+            raise BlueprintError(f"app.factory: {module!r} has no function {name!r}")
+        return found
+
+    def migrations_package(self) -> ModuleType | None:
+        """The package of the app's Alembic history (None if the app has none), or BlueprintError."""
+        return _import(self.migrations, "app.migrations") if self.migrations else None
+
+
 class Workload(_Section):
     """The user model that `summit bench` drives and `summit plan` sizes for."""
 
@@ -87,6 +136,7 @@ class Blueprint(_Section):
     description: str = ""
     data_dir: Path = Path(".summit")
     ports: Ports
+    app: App
     server: Server = Server()
     auth: Auth = Auth()
     uploads: Uploads = Uploads()
@@ -166,7 +216,7 @@ def _describe(error: ValidationError, source: str, env_names: dict[str, str]) ->
         elif item["type"] == "missing":
             lines.append(f"  missing key {label}")
         else:
-            lines.append(f"  {label}: {item['msg']} (got {item.get('input')!r})")
+            lines.append(f"  {label}: {item['msg'].removeprefix('Value error, ')} (got {item.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -200,7 +250,8 @@ def load_blueprint(
     for layer in layers:
         merged = _merge(merged, layer)
     merged["stage"] = stage
-    sources = ", ".join(s for s, used in ((str(file), from_file), ("environment", layers[1])) if used) or "defaults"
+    named = ((str(file), from_file), ("environment", layers[1]), ("command line or overrides", layers[2]))
+    sources = ", ".join(s for s, used in named if used) or "defaults"
     try:
         return Blueprint.model_validate(merged)
     except ValidationError as error:

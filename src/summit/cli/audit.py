@@ -77,7 +77,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 def parse_time(text: str | None, *, now: float | None = None) -> str | None:
     """An ISO 8601 time (UTC unless it says otherwise) or an age like ``30m``, ``2h``, ``7d``,
     as the records write times."""
-    from summit.security.audit_format import iso_ms
+    from summit.security.audit.format import iso_ms
 
     if text is None:
         return None

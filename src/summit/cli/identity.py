@@ -52,7 +52,7 @@ def retire_key(kid: Annotated[str, typer.Argument(help="The key id to remove.")]
 
 async def _with_access(blueprint, action):  # noqa: ANN001, ANN202
     from summit.security.identity import migrations
-    from summit.security.identity.access import Access
+    from summit.security import Access
     from summit.wiring import open_port
 
     db = open_port("sql", blueprint.port_url("sql"))

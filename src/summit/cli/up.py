@@ -14,8 +14,6 @@ from rich.panel import Panel
 from summit.cli import state
 from summit.cli.main import ConfigOpt, DataDirOpt, StageOpt, app, blueprint_or_exit, console
 
-DEFAULT_APP = "photos.app:create_app"
-
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -30,6 +28,17 @@ def _check_port_free(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
+def _check_factory(blueprint) -> None:  # noqa: ANN001
+    """Fail before listening if the app cannot be imported, with the key to fix (or --app)."""
+    from summit.blueprint import BlueprintError
+
+    try:
+        blueprint.app.load_factory()
+    except BlueprintError as error:
+        console.print(f"[red]error:[/red] {error} (the blueprint's \\[app] section, or --app)")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def up(
     config: ConfigOpt = None,
@@ -38,7 +47,7 @@ def up(
     port: Annotated[Optional[int], typer.Option(help="Port to listen on (default 8000).")] = None,
     data_dir: DataDirOpt = None,
     workers: Annotated[Optional[int], typer.Option(help="Web worker processes (default 1).")] = None,
-    target: Annotated[str, typer.Option("--app", help="ASGI app factory to serve.")] = DEFAULT_APP,
+    target: Annotated[Optional[str], typer.Option("--app", help="ASGI app factory to serve, 'module:function' (default: the blueprint's app.factory).")] = None,
 ) -> None:
     """Start a stage and serve the app on http://HOST:PORT. Ctrl-C stops it cleanly.
 
@@ -46,8 +55,11 @@ def up(
     queue worker; all data lives in the data directory.
     """
     blueprint = blueprint_or_exit(
-        config, stage=stage, data_dir=data_dir, **{"server.host": host, "server.port": port, "server.workers": workers}
+        config, stage=stage, data_dir=data_dir,
+        **{"server.host": host, "server.port": port, "server.workers": workers, "app.factory": target},
     )
+    _check_factory(blueprint)
+    target = blueprint.app.factory
     blueprint = blueprint.model_copy(update={"data_dir": blueprint.data_dir.resolve()})
     server = blueprint.server
     _check_port_free(server.host, server.port)
@@ -57,12 +69,13 @@ def up(
     os.environ["SUMMIT_DATA_DIR"] = str(blueprint.data_dir.resolve())
     os.environ["SUMMIT_SERVER__HOST"] = server.host
     os.environ["SUMMIT_SERVER__PORT"] = str(server.port)
+    os.environ["SUMMIT_APP__FACTORY"] = target
     if config is not None:
         os.environ["SUMMIT_CONFIG"] = str(Path(config).resolve())
     url = f"http://{server.host if ':' not in server.host else f'[{server.host}]'}:{server.port}"
     console.print(
         Panel.fit(
-            f"[bold]Summit Photos[/bold] is starting at [link={url}]{url}[/link]\n"
+            f"[bold]{target}[/bold] is starting at [link={url}]{url}[/link]\n"
             f"stage {blueprint.stage}: {blueprint.description}\n"
             f"data: {blueprint.data_dir.resolve()}\n"
             f"API docs: {url}/api/v1/docs   health: {url}/healthz\n"

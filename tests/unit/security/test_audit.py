@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from summit.security import audit as audit_module
 from summit.security.audit import AuditError, AuditLog, Origin, Query, bind_origin, reset_origin, search, verify
-from summit.security.audit_format import digest_name, file_name
-from summit.security.audit_keys import key_id, public_pem, sign_digest
+from summit.security.audit.format import digest_name, file_name
+from summit.security.audit.keys import key_id, public_pem, sign_digest
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the start of an hour
 

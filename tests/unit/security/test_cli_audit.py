@@ -14,7 +14,7 @@ from summit.cli import audit as audit_cli  # noqa: F401  (registers the commands
 from summit.cli import main
 from summit.cli.audit import parse_time
 from summit.security.audit import AuditLog
-from summit.security.audit_format import file_name
+from summit.security.audit.format import file_name
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -23,9 +23,9 @@ from summit.security.policies.grammar import Policy, Statement, parse_policy
 
 __all__ = [
     "ALLOW",
+    "Decision",
     "EXPLICIT_DENY",
     "IMPLICIT_DENY",
-    "Decision",
     "MatchedStatement",
     "Policy",
     "PolicyError",

@@ -22,9 +22,9 @@ from typing import NamedTuple, Union
 
 import orjson
 
-from summit.security.audit_chain import Chain
-from summit.security.audit_format import AUDIT_DIR, AuditError, AuditEvent, Origin, make_event
-from summit.security.audit_keys import load_or_create_signing_key
+from summit.security.audit.chain import Chain
+from summit.security.audit.format import AUDIT_DIR, AuditError, AuditEvent, Origin, make_event
+from summit.security.audit.keys import load_or_create_signing_key
 
 log = logging.getLogger("summit.audit")
 _CLOSE = object()

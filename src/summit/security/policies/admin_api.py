@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from summit.errors import NotFound
 from summit.security.identity import schema
-from summit.security.identity.access import ACCOUNT, Access, check_name, group_arn, role_arn
+from summit.security.policies.access import ACCOUNT, Access, check_name, group_arn, role_arn
 from summit.security.identity.api import _JSON
 from summit.security.identity.records import Principal
 from summit.security.identity.web import require_principal

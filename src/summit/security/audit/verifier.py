@@ -15,10 +15,10 @@ from pathlib import Path
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from summit.security.audit_format import AUDIT_DIR, digest_name, file_name
-from summit.security.audit_keys import KEY_FILE, PUBLIC_KEY_FILE, key_id, load_public_key, signature_valid
-from summit.security.audit_read import ChainDir, Finding, list_chains, load_digest, sha256_file, writer_alive
-from summit.security.audit_witness import check_witnesses
+from summit.security.audit.format import AUDIT_DIR, digest_name, file_name
+from summit.security.audit.keys import KEY_FILE, PUBLIC_KEY_FILE, key_id, load_public_key, signature_valid
+from summit.security.audit.read import ChainDir, Finding, list_chains, load_digest, sha256_file, writer_alive
+from summit.security.audit.witness import check_witnesses
 
 
 @dataclass

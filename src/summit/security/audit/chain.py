@@ -22,9 +22,9 @@ from pathlib import Path
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from summit.security.audit_format import FORMAT_VERSION, LOCK_FILE, digest_name, file_name, fsync_dir, iso_ms, new_chain_id
-from summit.security.audit_keys import key_id, sign_digest
-from summit.security.audit_witness import witness
+from summit.security.audit.format import FORMAT_VERSION, LOCK_FILE, digest_name, file_name, fsync_dir, iso_ms, new_chain_id
+from summit.security.audit.keys import key_id, sign_digest
+from summit.security.audit.witness import witness
 
 
 class Chain:

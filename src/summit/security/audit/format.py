@@ -1,7 +1,7 @@
 """The audit log's records and names: events and their validation, chain, file and digest names.
 
-Shared by the writer (``audit_writer``, ``audit_chain``), the verifier (``audit_verify``) and
-search (``audit_read``); ``docs/audit.md`` describes the format for people.
+Shared by the writer (``writer``, ``chain``), the verifier (``verifier``) and
+search (``read``); ``docs/audit.md`` describes the format for people.
 """
 
 from __future__ import annotations

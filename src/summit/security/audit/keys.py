@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from summit.security.audit_format import AuditError, fsync_dir
+from summit.security.audit.format import AuditError, fsync_dir
 
 KEY_FILE = "audit-signing.key"  # PKCS#8 PEM, mode 0600
 PUBLIC_KEY_FILE = "audit-signing.pub"  # SubjectPublicKeyInfo PEM

@@ -28,10 +28,10 @@ Then, wherever something happens::
 See ``docs/audit.md`` for the format, what verification proves and what it does not.
 """
 
-from summit.security.audit_format import AuditError, AuditEvent, Origin, bind_origin, current_origin, reset_origin
-from summit.security.audit_read import Finding, Query, search
-from summit.security.audit_verify import Report, verify
-from summit.security.audit_writer import AuditLog
+from summit.security.audit.format import AuditError, AuditEvent, Origin, bind_origin, current_origin, reset_origin
+from summit.security.audit.read import Finding, Query, search
+from summit.security.audit.verifier import Report, verify
+from summit.security.audit.writer import AuditLog
 
 __all__ = [
     "AuditError",
@@ -47,3 +47,8 @@ __all__ = [
     "search",
     "verify",
 ]
+
+
+def __dir__() -> list[str]:
+    """``dir()`` shows what the package offers, not the modules it is built from (PEP 562)."""
+    return sorted(__all__)

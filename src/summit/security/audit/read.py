@@ -17,8 +17,8 @@ from pathlib import Path
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from summit.security.audit_format import AUDIT_DIR, CHAIN_RE, DIGEST_RE, FILE_RE, LOCK_FILE, AuditEvent
-from summit.security.audit_keys import signature_valid
+from summit.security.audit.format import AUDIT_DIR, CHAIN_RE, DIGEST_RE, FILE_RE, LOCK_FILE, AuditEvent
+from summit.security.audit.keys import signature_valid
 
 
 @dataclass

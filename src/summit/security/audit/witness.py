@@ -12,9 +12,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from summit.security.audit_format import digest_name
-from summit.security.audit_keys import signature_valid
-from summit.security.audit_read import ChainDir, Finding, head, list_chains, load_digest, sha256_file, writer_alive
+from summit.security.audit.format import digest_name
+from summit.security.audit.keys import signature_valid
+from summit.security.audit.read import ChainDir, Finding, head, list_chains, load_digest, sha256_file, writer_alive
 
 
 def witness(audit_dir: Path, public_key: Ed25519PublicKey, exclude: str) -> list[dict]:
