@@ -1,6 +1,13 @@
 """The contract every adapter of the mail port passes.
 
-    class TestMyMailer(MailerContract):
+    class TestMailer(MailerContract):
+        backend = backend_fixture("mail")   # the adapters of summit.testing.backends
+
+Each adapter is opened from its URL, fresh: nothing delivered yet. What arrived is read from the
+engine when it has a server (its fixture's ``delivered()``, e.g. what an SMTP server received),
+else through the mail port's ``Outbox``, by a second instance on the same URL as ``summit mail``
+reads it. A subclass may instead provide the fixtures itself::
+
         @pytest.fixture
         async def mailer(self):
             mailer = MyMailer.from_url("...")   # fresh: nothing delivered yet
@@ -37,8 +44,10 @@ from summit.ports.mail import (
     MailError,
     Mailer,
     MailMessage,
+    Outbox,
     SentMail,
 )
+from summit.testing.backends import Backend
 
 ReadDelivered = Callable[[], Awaitable[list["Delivered"]]]
 
@@ -117,12 +126,34 @@ BAD_ADDRESSES = [
 
 class MailerContract:
     @pytest.fixture
-    def mailer(self) -> Mailer:
-        raise NotImplementedError("a subclass provides the `mailer` fixture: a fresh mailer")
+    def backend(self) -> Backend:
+        raise NotImplementedError('a subclass sets backend = backend_fixture("mail"), or provides `mailer`')
 
     @pytest.fixture
-    def delivered(self) -> ReadDelivered:
-        raise NotImplementedError("a subclass provides `delivered`: an async function listing what arrived")
+    async def mailer(self, backend: Backend):
+        mailer = backend.open("mail")
+        yield mailer
+        await mailer.close()
+
+    @pytest.fixture
+    async def delivered(self, backend: Backend, mailer: Mailer):
+        if callable(getattr(backend.engine, "delivered", None)):
+            engine = backend.engine
+
+            async def from_the_server() -> list[Delivered]:
+                return list(engine.delivered())
+
+            yield from_the_server
+            return
+        if not isinstance(mailer, Outbox):
+            raise NotImplementedError(f"{backend.url}: provide `delivered`, the mailer keeps nothing to read")
+        reader = backend.open("mail")
+
+        async def from_the_outbox() -> list[Delivered]:
+            return [Delivered.from_sent(mail) for mail in await reader.list(10_000)]
+
+        yield from_the_outbox
+        await reader.close()
 
     async def one(self, delivered: ReadDelivered, message_id: str) -> Delivered:
         found = [d for d in await delivered() if d.id == message_id]
