@@ -20,6 +20,9 @@ reads it. A subclass may instead provide the fixtures itself::
                 ...  # every message delivered so far, in any order
             return read
 
+``mailed_code(outbox, email)`` reads the code of a confirmation or reset mail the way a user
+would, through the mail port, for any test that needs one.
+
 ``Delivered`` is what arrived, in one shape for every adapter: ``Delivered.from_sent`` builds it
 from an outbox's ``SentMail``, ``Delivered.from_smtp`` from the envelope recipients and the bytes
 an SMTP server received. Bodies are compared without their trailing line breaks, since MIME
@@ -29,6 +32,7 @@ encoding ends a text part with one.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -50,6 +54,7 @@ from summit.ports.mail import (
 from summit.testing.backends import Backend
 
 ReadDelivered = Callable[[], Awaitable[list["Delivered"]]]
+CODE = re.compile(r"\b(\d{6})\b")  # the six digits of a confirmation or reset code
 
 UNICODE_SUBJECT = "Ваш код — 123456 ✓ 確認コード 😀"
 UNICODE_TEXT = "Bonjour Zoë,\n\nvotre code : 123456 — это ваш код. 確認コード。 👍\n\nÀ bientôt\n"
@@ -85,6 +90,27 @@ class Delivered:
             reply_to=str(email["Reply-To"]) if email["Reply-To"] is not None else None,
             headers={name: str(value) for name, value in email.items()},
         )
+
+
+def code_in(text: str) -> str:
+    """The six-digit code in ``text`` (a mail's subject, or a page that shows one)."""
+    found = CODE.search(text)
+    assert found, f"no six-digit code in {text!r}"
+    return found.group(1)
+
+
+async def mailed_code(outbox: Outbox, email: str, about: str = "code") -> str:
+    """The code in the newest mail to ``email`` whose subject holds ``about`` ("confirmation",
+    "password reset", ...), read through the mail port's ``Outbox``; the text says it too."""
+    if not isinstance(outbox, Outbox):
+        raise TypeError(f"{outbox!r} keeps no mail to read: mailed_code needs a mail port that is an Outbox")
+    mails = await outbox.list(to=email)
+    for mail in mails:
+        if about in mail.subject:
+            code = code_in(mail.subject)
+            assert code in mail.text, mail
+            return code
+    raise AssertionError(f"no mail about {about!r} to {email}; its mails: {[m.subject for m in mails]}")
 
 
 def same_body(delivered: str | None, sent: str | None) -> bool:
