@@ -7,11 +7,15 @@ runs once per line::
         backend = backend_fixture("queue")
 
 A line is ``param(url, id=..., engine=..., marks=...)``. In the URL, ``{tmp}`` is a fresh directory
-of the test, and ``{engine}`` what the fixture named by ``engine`` yields: an adapter whose engine
-runs as a server (PostgreSQL, Redis, an S3 store, a broker) names a session-scoped fixture that
-starts it and yields its address, and carries the engine's marker, so ``pytest -m "not redis"``
-selects no line that needs Redis and starts no server. Embedded adapters have no engine and no
-marker. An engine of the mail port also offers ``delivered()``: what its server received.
+of the test, and ``{engine}`` what the fixture named by ``engine`` yields (``{engine.address}``
+reads an attribute of it). An adapter whose engine runs as a server names a session-scoped fixture
+that starts it and yields its address, and carries the engine's marker, so ``pytest -m "not
+redis"`` selects no line that needs Redis and starts no server::
+
+    param("redis://{engine}/0?max_receives=3", id="redis", engine="redis_server", marks=pytest.mark.redis)
+
+Embedded adapters have no engine and no marker. An engine of the mail port also offers
+``delivered()``: what its server received.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Backend:
-    """One adapter of a port, ready to open: its URL, and the engine it talks to."""
+    """One adapter of a port, ready to open: its URL, and what its engine's fixture yielded."""
 
     url: str
     engine: Any = None
@@ -50,7 +54,7 @@ def param(url: str, *, id: str, engine: str | None = None, marks: Any = ()) -> A
     return pytest.param(Entry(url, engine), id=id, marks=marks)
 
 
-# port -> the adapters its contract runs against. The contracts build queues with max_receives=3.
+# port -> the adapters its contract runs against (the queue contract expects max_receives=3)
 BACKENDS: dict[str, list[Any]] = {
     "sql": [
         param("sqlite:///{tmp}/app.db", id="sqlite"),
@@ -76,6 +80,7 @@ BACKENDS: dict[str, list[Any]] = {
         ),
     ],
 }
+
 
 def backend_fixture(port: str) -> Any:
     """The ``backend`` fixture of a contract suite, parametrized over ``port``'s table."""

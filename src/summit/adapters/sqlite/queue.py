@@ -26,8 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 from summit.adapters.sqlite.database import sqlite_path
 from summit.ports.queue import (
     DEAD_SUFFIX,
-    Clock,
     DEFAULT_MAX_RECEIVES,
+    Clock,
     Message,
     Queue,
     QueueError,
