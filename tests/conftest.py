@@ -14,8 +14,10 @@ from asgi_lifespan import LifespanManager
 from PIL import Image
 
 from summit.blueprint import Blueprint, load_blueprint
+from summit.ports.mail import Outbox
 
-pytest.register_assert_rewrite("summit.testing")
+pytest.register_assert_rewrite("summit.testing")  # before it is imported, so its asserts explain themselves
+from summit.testing.mail import mailed_code  # noqa: E402
 
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}  # tests only: hashing stays argon2id
 
@@ -32,6 +34,12 @@ async def app(blueprint: Blueprint):  # noqa: ANN201
     application = create_app(blueprint)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
+
+
+@pytest.fixture
+def outbox(app) -> Outbox:  # noqa: ANN001
+    """The app's mail port: the embedded outbox keeps what the app sent (``mailed_code`` reads it)."""
+    return app.state.ctx.platform.mail
 
 
 @pytest.fixture
@@ -68,17 +76,8 @@ class User:
 _names = itertools.count(1)
 
 
-async def mailed_code(app, email: str) -> str:  # noqa: ANN001
-    """The newest code mailed to ``email`` (the embedded outbox keeps what the app sent)."""
-    import re
-
-    mails = await app.state.ctx.platform.mail.list(to=email)
-    assert mails, f"no mail to {email}"
-    return re.search(r"\b(\d{6})\b", mails[0].subject).group(1)
-
-
 @pytest.fixture
-def make_user(app, client: httpx.AsyncClient):  # noqa: ANN001, ANN201
+def make_user(outbox: Outbox, client: httpx.AsyncClient):  # noqa: ANN201
     """``await make_user()`` signs up, confirms by the mailed code, and signs in a new user."""
 
     async def make(username: str | None = None, password: str = "correct horse 1") -> User:
@@ -86,7 +85,7 @@ def make_user(app, client: httpx.AsyncClient):  # noqa: ANN001, ANN201
         email = f"{username}@example.com"
         r = await client.post("/api/v1/accounts", json={"username": username, "email": email, "password": password})
         assert r.status_code == 201, r.text
-        code = await mailed_code(app, email)
+        code = await mailed_code(outbox, email, "confirmation")
         r = await client.post("/api/v1/accounts/confirm", json={"login": username, "code": code})
         assert r.status_code == 200, r.text
         r = await client.post("/api/v1/sessions", json={"login": username, "password": password})

@@ -1,18 +1,18 @@
-"""Helpers of the API tests: reading codes from the embedded outbox, signing up and in over HTTP,
-the JSON error shape, and JWT pieces for forged tokens."""
+"""Helpers of the API tests: signing up and in over HTTP, and JWT pieces for forged tokens. The JSON
+error shape is ``summit.testing.http.assert_error``, a mailed code ``summit.testing.mail.mailed_code``."""
 
 from __future__ import annotations
 
 import base64
 import io
-import re
 from dataclasses import dataclass
 
 import orjson
 
+from summit.testing.mail import mailed_code
+
 API = "/api/v1"
 PASSWORD = "correct horse 1"
-CODE_RE = re.compile(r"\b(\d{6})\b")
 
 
 def b64(data: bytes) -> str:
@@ -41,34 +41,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def assert_error(r, status: int, *words: str) -> dict:  # noqa: ANN001
-    """The JSON error shape, with the status and a message holding each of ``words``."""
-    assert r.status_code == status, f"{r.request.method} {r.request.url.path} -> {r.status_code}: {r.text[:500]}"
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    assert set(body) == {"error", "request_id"}, body
-    assert body["error"]["code"] and body["error"]["message"], body
-    assert body["request_id"] == r.headers["x-request-id"]
-    for word in words:
-        assert word.lower() in body["error"]["message"].lower(), (word, body)
-    return body["error"]
-
-
-async def mails_to(app, email: str) -> list:  # noqa: ANN001
-    """What the app mailed to ``email``, newest first (the embedded outbox)."""
-    return await app.state.ctx.platform.mail.list(to=email)
-
-
-async def code_mailed(app, email: str, what: str = "code") -> str:  # noqa: ANN001
-    """The code in the newest mail to ``email`` whose subject mentions ``what``."""
-    for mail in await mails_to(app, email):
-        if what in mail.subject:
-            found = CODE_RE.search(mail.subject)
-            assert found and found.group(1) in mail.text, mail
-            return found.group(1)
-    raise AssertionError(f"no mail about {what!r} to {email}")
-
-
 @dataclass
 class Account:
     id: str
@@ -91,7 +63,7 @@ async def sign_up(client, app, username: str, password: str = PASSWORD, *, confi
     r = await client.post(f"{API}/accounts", json={"username": username, "email": email, "password": password})
     assert r.status_code == 201, r.text
     if confirm:
-        code = await code_mailed(app, email, "confirmation")
+        code = await mailed_code(app.state.ctx.platform.mail, email, "confirmation")
         r = await client.post(f"{API}/accounts/confirm", json={"login": username, "code": code})
         assert r.status_code == 200, r.text
     return r.json()

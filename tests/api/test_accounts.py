@@ -9,11 +9,12 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from api_helpers import code_mailed
 from summit import ids
 from summit.security.identity import schema as pool_schema
 from summit.security.identity.keys import KeySet
 from summit.security.identity.tokens import LEEWAY_SECONDS, TokenIssuer
+from summit.testing.http import assert_error
+from summit.testing.mail import mailed_code
 
 from photos import schema
 
@@ -47,21 +48,9 @@ def _key(url: str) -> str:
     return url.removeprefix("/media/")
 
 
-def _assert_error(r, status: int, *words: str) -> dict:  # noqa: ANN001
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    assert set(body) == {"error", "request_id"}, body
-    assert body["error"]["code"] and body["error"]["message"], body
-    assert body["request_id"] == r.headers["x-request-id"]
-    for word in words:
-        assert word.lower() in body["error"]["message"].lower(), body
-    return body["error"]
-
-
 # ---- sign-up ----------------------------------------------------------------------------------
 async def _confirm(app, client, username: str, email: str) -> None:  # noqa: ANN001
-    r = await client.post(f"{API}/accounts/confirm", json={"login": username, "code": await code_mailed(app, email, "confirmation")})
+    r = await client.post(f"{API}/accounts/confirm", json={"login": username, "code": await mailed_code(app.state.ctx.platform.mail, email, "confirmation")})
     assert r.status_code == 200, r.text
 
 
@@ -80,7 +69,7 @@ async def test_sign_up_returns_the_unconfirmed_pool_user_with_a_string_id(app, c
     assert 0 <= parts.shard < ids.LOGICAL_SHARDS
     assert ids.make_id(parts.seq, parts.shard, parts.ms + ids.EPOCH_MS) == user_id
     # no public profile until the address is confirmed
-    _assert_error(await client.get(f"{API}/users/alice_1"), 404, "user")
+    assert_error(await client.get(f"{API}/users/alice_1"), 404, "user")
 
     await _confirm(app, client, "alice_1", "alice@example.com")
     r = await client.post(f"{API}/sessions", json={"login": "alice_1", "password": PASSWORD})
@@ -98,9 +87,9 @@ async def test_sign_up_twice_is_a_conflict_naming_the_field(client):
     r = await client.post(f"{API}/accounts", json={"username": "bob", "email": "bob@example.com", "password": PASSWORD})
     assert r.status_code == 201
     r = await client.post(f"{API}/accounts", json={"username": "BOB", "email": "other@example.com", "password": PASSWORD})
-    assert _assert_error(r, 409, "username")["field"] == "username"
+    assert assert_error(r, 409, "username")["field"] == "username"
     r = await client.post(f"{API}/accounts", json={"username": "bob2", "email": "BOB@example.com", "password": PASSWORD})
-    assert _assert_error(r, 409, "email")["field"] == "email"
+    assert assert_error(r, 409, "email")["field"] == "email"
 
 
 @pytest.mark.parametrize(
@@ -118,7 +107,7 @@ async def test_sign_up_twice_is_a_conflict_naming_the_field(client):
 )
 async def test_sign_up_rejects_invalid_fields(client, body, field):
     r = await client.post(f"{API}/accounts", json=body)
-    error = _assert_error(r, 422, field)
+    error = assert_error(r, 422, field)
     assert error["field"] == field
 
 
@@ -151,7 +140,7 @@ async def test_log_in_with_wrong_password_or_unknown_user_is_401_with_the_same_m
     user = await make_user()
     wrong = await client.post(f"{API}/sessions", json={"login": user.username, "password": "wrong password"})
     unknown = await client.post(f"{API}/sessions", json={"login": "nobody_here", "password": PASSWORD})
-    assert _assert_error(wrong, 401)["message"] == _assert_error(unknown, 401)["message"]
+    assert assert_error(wrong, 401)["message"] == assert_error(unknown, 401)["message"]
     assert "set-cookie" not in wrong.headers
 
 
@@ -164,7 +153,7 @@ async def test_log_out_clears_the_cookies(client, make_user):
     r = await client.post(f"{API}/sessions", json={"login": user.username, "password": user.password})
     assert r.status_code == 201
     r = await client.delete(f"{API}/sessions")  # the browser's way: the session cookies, and CSRF
-    _assert_error(r, 403, "CSRF")
+    assert_error(r, 403, "CSRF")
     client.cookies.set("summit_csrf", "s3cret-token")
     r = await client.delete(f"{API}/sessions", headers={"X-CSRF-Token": "s3cret-token"})
     assert r.status_code == 204, r.text
@@ -183,12 +172,12 @@ async def test_log_out_with_only_the_refresh_cookie_still_signs_out(client, make
     assert r.status_code == 204, r.text
     assert _cleared(r, "summit_refresh"), r.headers.get_list("set-cookie")
     refreshed = await client.post(f"{API}/sessions/refresh", json={"refresh_token": session["refresh_token"]})
-    _assert_error(refreshed, 401)  # the signed-out device cannot come back with its refresh token
+    assert_error(refreshed, 401)  # the signed-out device cannot come back with its refresh token
 
 
 # ---- /me --------------------------------------------------------------------------------------
 async def test_me_requires_a_token_and_says_how_to_get_one(client):
-    error = _assert_error(await client.get(f"{API}/me"), 401, "Authorization: Bearer")
+    error = assert_error(await client.get(f"{API}/me"), 401, "Authorization: Bearer")
     assert "/api/v1/sessions" in error["message"]
 
 
@@ -216,7 +205,7 @@ async def test_get_user_by_username_and_unknown_user(client, make_user):
     r = await client.get(f"{API}/users/{alice.username.upper()}", headers=bob.auth)
     assert r.status_code == 200
     assert r.json()["id"] == alice.id and r.json()["followed_by_me"] is False and "email" not in r.json()
-    _assert_error(await client.get(f"{API}/users/no_such_user"), 404, "user")
+    assert_error(await client.get(f"{API}/users/no_such_user"), 404, "user")
 
 
 # ---- avatar -----------------------------------------------------------------------------------
@@ -241,7 +230,7 @@ async def test_avatar_upload_replaces_and_serves_webp(app, client, make_user, jp
 async def test_bad_avatar_is_rejected_and_leaves_nothing(app, client, make_user):
     user = await make_user()
     r = await client.put(f"{API}/me/avatar", headers=user.auth, files={"photo": ("me.jpg", b"not an image at all", "image/jpeg")})
-    _assert_error(r, 422, "image")
+    assert_error(r, 422, "image")
     assert await _object_keys(app) == set()
     assert (await client.get(f"{API}/me", headers=user.auth)).json()["avatar_url"] is None
 
@@ -251,14 +240,14 @@ async def test_garbage_and_malformed_authorization_is_401(client, make_user):
     await make_user()
     for header in ("Bearer garbage", "Bearer a.b.c", "Bearer " + "x" * 5000, "Basic dXNlcjpwYXNz", "Bearer", "Token abc"):
         r = await client.get(f"{API}/me", headers={"Authorization": header})
-        _assert_error(r, 401)
+        assert_error(r, 401)
 
 
 async def test_expired_token_is_401(app, client, make_user):
     user = await make_user()
     tokens = app.state.identity.tokens
     expired = tokens.access_token(user.id, username=user.username, now=time.time() - tokens.access_ttl - LEEWAY_SECONDS - 60)
-    _assert_error(await client.get(f"{API}/me", headers=_bearer(expired)), 401, "expired", "sign in again")
+    assert_error(await client.get(f"{API}/me", headers=_bearer(expired)), 401, "expired", "sign in again")
 
 
 async def test_tampered_token_is_401(client, make_user):
@@ -267,11 +256,11 @@ async def test_tampered_token_is_401(client, make_user):
     claims = orjson.loads(_unb64(payload))
     claims["sub"] = bob.id  # impersonate bob with alice's signature
     forged = ".".join([header, _b64(orjson.dumps(claims)), signature])
-    _assert_error(await client.get(f"{API}/me", headers=_bearer(forged)), 401)
+    assert_error(await client.get(f"{API}/me", headers=_bearer(forged)), 401)
     sig = bytearray(_unb64(signature))
     sig[0] ^= 1
     flipped = ".".join([header, payload, _b64(bytes(sig))])
-    _assert_error(await client.get(f"{API}/me", headers=_bearer(flipped)), 401)
+    assert_error(await client.get(f"{API}/me", headers=_bearer(flipped)), 401)
 
 
 async def test_alg_none_token_is_401(client, make_user):
@@ -279,18 +268,18 @@ async def test_alg_none_token_is_401(client, make_user):
     _, payload, _ = user.token.split(".")
     for alg in ("none", "None", "HS256"):
         header = _b64(orjson.dumps({"alg": alg, "typ": "JWT"}))
-        _assert_error(await client.get(f"{API}/me", headers=_bearer(f"{header}.{payload}.")), 401)
+        assert_error(await client.get(f"{API}/me", headers=_bearer(f"{header}.{payload}.")), 401)
 
 
 async def test_token_signed_by_another_key_or_for_unknown_user_is_401(app, client, make_user, tmp_path):
     user = await make_user()
     pool_tokens = app.state.identity.tokens
     stranger = TokenIssuer(KeySet(tmp_path / "foreign-keys"), issuer=pool_tokens.issuer, audience=pool_tokens.audience)
-    _assert_error(await client.get(f"{API}/me", headers=_bearer(stranger.access_token(user.id, username=user.username))), 401)
+    assert_error(await client.get(f"{API}/me", headers=_bearer(stranger.access_token(user.id, username=user.username))), 401)
     ghost = pool_tokens.access_token(str(ids.make_id(1, 1)), username="ghost")
-    _assert_error(await client.get(f"{API}/me", headers=_bearer(ghost)), 401, "no longer exists")
+    assert_error(await client.get(f"{API}/me", headers=_bearer(ghost)), 401, "no longer exists")
     weird = pool_tokens.access_token("not-a-number", username="weird")
-    _assert_error(await client.get(f"{API}/me", headers=_bearer(weird)), 401)
+    assert_error(await client.get(f"{API}/me", headers=_bearer(weird)), 401)
 
 
 # ---- CSRF -------------------------------------------------------------------------------------
@@ -311,13 +300,13 @@ async def test_cookie_authenticated_unsafe_requests_need_the_csrf_header(app, cl
     assert r.status_code == 200 and r.json()["id"] == user.id
 
     r = await client.patch(f"{API}/me", headers=session, json={"bio": "csrf"})
-    _assert_error(r, 403, "CSRF")
+    assert_error(r, 403, "CSRF")
     r = await client.patch(f"{API}/me", headers={**with_csrf_cookie, "X-CSRF-Token": "wrong"}, json={"bio": "csrf"})
-    _assert_error(r, 403, "CSRF")
+    assert_error(r, 403, "CSRF")
     r = await client.post(f"{API}/posts", headers=with_csrf_cookie, files={"photo": ("a.jpg", jpeg(), "image/jpeg")})
-    _assert_error(r, 403, "CSRF")
+    assert_error(r, 403, "CSRF")
     r = await client.delete(f"{API}/me", headers=session)
-    _assert_error(r, 403, "CSRF")
+    assert_error(r, 403, "CSRF")
     assert (await client.get(f"{API}/me", headers=user.auth)).json()["bio"] == ""
     assert await _count(app, schema.posts) == 0
     assert await _object_keys(app) == set()
@@ -359,10 +348,10 @@ async def test_delete_account_removes_rows_objects_and_token(app, client, make_u
     assert r.headers["set-cookie"].startswith("summit_session=")
     await drain()
 
-    _assert_error(await client.get(f"{API}/me", headers=alice.auth), 401)
-    _assert_error(await client.post(f"{API}/posts", headers=alice.auth, files={"photo": ("a.jpg", jpeg(), "image/jpeg")}), 401)
-    _assert_error(await client.get(f"{API}/users/{alice.username}"), 404)
-    _assert_error(await client.get(f"{API}/posts/{alice_post['id']}"), 404)
+    assert_error(await client.get(f"{API}/me", headers=alice.auth), 401)
+    assert_error(await client.post(f"{API}/posts", headers=alice.auth, files={"photo": ("a.jpg", jpeg(), "image/jpeg")}), 401)
+    assert_error(await client.get(f"{API}/users/{alice.username}"), 404)
+    assert_error(await client.get(f"{API}/posts/{alice_post['id']}"), 404)
     feed = (await client.get(f"{API}/feed", headers=bob.auth)).json()
     assert [p["id"] for p in feed["items"]] == [bob_post["id"]]
     tagged = (await client.get(f"{API}/tags/sunset")).json()
@@ -394,13 +383,13 @@ async def test_delete_account_removes_rows_objects_and_token(app, client, make_u
             column = table.c.id if table is pool_schema.users else table.c.user_id
             n = (await conn.execute(select(func.count()).select_from(table).where(column == int(alice.id)))).scalar_one()
             assert n == 0, table.name
-    _assert_error(await client.post(f"{API}/sessions", json={"login": alice.username, "password": alice.password}), 401)
+    assert_error(await client.post(f"{API}/sessions", json={"login": alice.username, "password": alice.password}), 401)
 
     # the name is free again, and the old token does not work for the new account
     r = await client.post(f"{API}/accounts", json={"username": alice.username, "email": alice.email, "password": PASSWORD})
     assert r.status_code == 201
-    _assert_error(await client.get(f"{API}/me", headers=alice.auth), 401)
+    assert_error(await client.get(f"{API}/me", headers=alice.auth), 401)
 
 
 async def test_delete_account_without_token_is_401(client):
-    _assert_error(await client.delete(f"{API}/me"), 401)
+    assert_error(await client.delete(f"{API}/me"), 401)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pyotp
-from api_helpers import API, PASSWORD, bearer, code_mailed, small_jpeg
+from api_helpers import API, PASSWORD, bearer, small_jpeg
 from asgi_lifespan import LifespanManager
 
 from summit.security.audit import AuditEvent, Query, search, verify
+from summit.testing.mail import mailed_code
 
 UA = {"User-Agent": "audit-test/1.0"}
 
@@ -77,7 +78,7 @@ async def test_a_users_life_is_in_the_audit_trail_by_id_and_outlives_the_account
         r_signup = await client.post(f"{API}/accounts", json={"username": username, "email": email, "password": PASSWORD})
         assert r_signup.status_code == 201
         user_id = r_signup.json()["id"]
-        code = await code_mailed(app, email, "confirmation")
+        code = await mailed_code(app.state.ctx.platform.mail, email, "confirmation")
         r_confirm = await client.post(f"{API}/accounts/confirm", json={"login": email, "code": code})
         assert r_confirm.status_code == 200
         r_fail = await client.post(f"{API}/sessions", json={"login": email, "password": "wrong password"})
@@ -152,7 +153,7 @@ async def test_authentication_events_are_recorded(blueprint):  # noqa: ANN001
     username, email = "yan_audited", "yan.audited@example.com"
     async with running(blueprint) as (app, client):
         assert (await client.post(f"{API}/accounts", json={"username": username, "email": email, "password": PASSWORD})).status_code == 201
-        code = await code_mailed(app, email, "confirmation")
+        code = await mailed_code(app.state.ctx.platform.mail, email, "confirmation")
         user_id = (await client.post(f"{API}/accounts/confirm", json={"login": username, "code": code})).json()["id"]
         session = (await client.post(f"{API}/sessions", json={"login": username, "password": PASSWORD})).json()
         client.cookies.clear()
@@ -180,7 +181,7 @@ async def test_authentication_events_are_recorded(blueprint):  # noqa: ANN001
         r_all = await client.delete(f"{API}/sessions/all", headers=bearer(r_refresh.json()["access_token"]))
         assert (r_out.status_code, r_all.status_code) == (204, 204)
         r_forgot = await client.post(f"{API}/accounts/password-reset", json={"login": username})
-        reset = await code_mailed(app, email, "reset")
+        reset = await mailed_code(app.state.ctx.platform.mail, email, "reset")
         r_reset = await client.post(f"{API}/accounts/password-reset/confirm", json={"login": username, "code": reset, "new_password": "reset horse 3"})
         assert (r_forgot.status_code, r_reset.status_code) == (202, 204)
     data_dir = blueprint.data_dir
@@ -214,7 +215,7 @@ async def test_a_lockout_is_recorded_against_the_locked_account(blueprint):  # n
     username, email = "xia_audited", "xia.audited@example.com"
     async with running(blueprint) as (app, client):
         await client.post(f"{API}/accounts", json={"username": username, "email": email, "password": PASSWORD})
-        code = await code_mailed(app, email, "confirmation")
+        code = await mailed_code(app.state.ctx.platform.mail, email, "confirmation")
         user_id = (await client.post(f"{API}/accounts/confirm", json={"login": username, "code": code})).json()["id"]
         for _ in range(5):
             assert (await client.post(f"{API}/sessions", json={"login": username, "password": "wrong password"})).status_code == 401

@@ -4,7 +4,9 @@ including the admin API (/api/v1/admin), where policies are put, validated and a
 
 from __future__ import annotations
 
-from api_helpers import API, assert_error
+from api_helpers import API
+
+from summit.testing.http import assert_error
 
 ADMIN = f"{API}/admin"
 DENY_POST_DELETION = {

@@ -11,10 +11,11 @@ import orjson
 import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
-from api_helpers import code_mailed
 from PIL import Image
 
 from summit.blueprint import load_blueprint
+from summit.testing.http import CLIENT_ERROR, assert_error
+from summit.testing.mail import mailed_code
 
 API = "/api/v1"
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
@@ -59,7 +60,7 @@ async def world(app, client) -> World:  # noqa: ANN001
     username, password = "world_owner", "correct horse 1"
     r = await client.post(f"{API}/accounts", json={"username": username, "email": "owner@example.com", "password": password})
     assert r.status_code == 201, r.text
-    code = await code_mailed(app, "owner@example.com", "confirmation")
+    code = await mailed_code(app.state.ctx.platform.mail, "owner@example.com", "confirmation")
     r = await client.post(f"{API}/accounts/confirm", json={"login": username, "code": code})
     assert r.status_code == 200, r.text
     r = await client.post(f"{API}/sessions", json={"login": username, "password": password})
@@ -77,20 +78,6 @@ async def world(app, client) -> World:  # noqa: ANN001
 
 async def _posts_of(client, world: World) -> int:  # noqa: ANN001
     return (await client.get(f"{API}/me", headers=world.auth)).json()["posts"]
-
-
-def _assert_4xx(r, *words: str, status: int | None = None) -> dict:  # noqa: ANN001
-    assert 400 <= r.status_code < 500, f"{r.request.method} {r.request.url} -> {r.status_code}: {r.text[:500]}"
-    if status is not None:
-        assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    assert body["request_id"] and body["error"]["code"], body
-    message = body["error"]["message"]
-    assert isinstance(message, str) and message, body
-    for word in words:
-        assert word.lower() in message.lower() or word == body["error"].get("field"), (word, body)
-    return body["error"]
 
 
 # ---- JSON bodies ------------------------------------------------------------------------------
@@ -135,7 +122,7 @@ class Problems:
 
     def check(self, r, *words: str, status: int | None = None) -> None:  # noqa: ANN001
         try:
-            _assert_4xx(r, *words, status=status)
+            assert_error(r, CLIENT_ERROR if status is None else status, *words)
         except (AssertionError, KeyError, ValueError) as error:
             reason = str(error).splitlines()[0][:160]
             request = f"{r.request.method} {r.request.url.raw_path.decode()} {r.request.content[:80]!r}"
@@ -273,7 +260,7 @@ async def test_invalid_utf8_and_deeply_nested_json_are_400(client, world):
 
 async def test_non_numeric_content_length_is_400(client, world):
     r = await client.post(f"{API}/posts", headers={**world.auth, "Content-Length": "lots"}, content=b"")
-    _assert_4xx(r, "Content-Length", status=400)
+    assert_error(r, 400, "Content-Length")
 
 
 # ---- multipart uploads ------------------------------------------------------------------------
@@ -302,7 +289,7 @@ async def test_bad_caption_in_an_upload_is_4xx_and_creates_nothing(app, client, 
     headers = {**world.auth, "content-type": f"multipart/form-data; boundary={boundary}"}
     posts, objects = await _posts_of(client, world), len(await app.state.ctx.objects.list("p/"))
     r = await client.post(f"{API}/posts", content=body, headers=headers)
-    _assert_4xx(r, *(("caption",) if kind not in ("invalid-utf8", "encoded-surrogate") else ()))  # undecodable bytes: a 400 from the form parser
+    assert_error(r, CLIENT_ERROR, *(("caption",) if kind not in ("invalid-utf8", "encoded-surrogate") else ()))  # undecodable bytes: a 400 from the form parser
     assert await _posts_of(client, world) == posts
     assert len(await app.state.ctx.objects.list("p/")) == objects
 
@@ -334,7 +321,7 @@ async def test_unterminated_multipart_part_is_4xx(client, world):
     content = b'--abc\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\nunterminated'
     posts = await _posts_of(client, world)
     r = await client.post(f"{API}/posts", content=content, headers={**world.auth, "content-type": "multipart/form-data; boundary=abc"})
-    _assert_4xx(r, "photo")
+    assert_error(r, CLIENT_ERROR, "photo")
     assert await _posts_of(client, world) == posts
 
 
@@ -462,11 +449,11 @@ async def test_very_long_unicode_up_to_the_limits_round_trips(client, make_user,
     r = await client.post(f"{API}/posts/{post['id']}/comments", headers=user.auth, json={"body": body})
     assert r.status_code == 201 and r.json()["body"] == body
     r = await client.post(f"{API}/posts/{post['id']}/comments", headers=user.auth, json={"body": body + "漢"})
-    _assert_4xx(r, "body", status=422)
+    assert_error(r, 422, "body")
 
 
 async def test_sql_fragments_in_credentials_do_not_log_in(client, make_user):
     await make_user()
     for login in ("' OR 1=1 --", "' OR '1'='1", "admin'--", "%", "_"):
         r = await client.post(f"{API}/sessions", json={"login": login, "password": "' OR 1=1 --"})
-        _assert_4xx(r, status=401)
+        assert_error(r, 401)

@@ -15,25 +15,14 @@ import httpx
 import orjson
 import pyotp
 import pytest
-from api_helpers import (
-    API,
-    PASSWORD,
-    assert_error,
-    b64,
-    bearer,
-    code_mailed,
-    jwt_parts,
-    mails_to,
-    new_account,
-    sign_in,
-    sign_up,
-    unb64,
-)
+from api_helpers import API, PASSWORD, b64, bearer, jwt_parts, new_account, sign_in, sign_up, unb64
 from joserfc import jws, jwt
 from joserfc.jwk import KeySet as JoseKeySet
 
 from summit.security.identity.keys import KeySet
 from summit.security.identity.tokens import LEEWAY_SECONDS, TokenIssuer
+from summit.testing.http import assert_error
+from summit.testing.mail import mailed_code
 
 CONFIRM_HOW = ("confirm", "/api/v1/accounts/confirm", "/api/v1/accounts/confirm/resend")
 
@@ -56,15 +45,15 @@ def _session_shape(body: dict, access_ttl: int = 300) -> None:
 
 
 # ---- sign-up and confirmation -----------------------------------------------------------------
-async def test_sign_up_mails_a_code_and_confirming_it_lets_the_user_sign_in(app, client):
+async def test_sign_up_mails_a_code_and_confirming_it_lets_the_user_sign_in(outbox, client):
     r = await client.post(f"{API}/accounts", json={"username": "carol", "email": "Carol@Example.com", "password": PASSWORD})
     assert r.status_code == 201, r.text
     user = r.json()
     assert user == {"id": user["id"], "username": "carol", "email": "carol@example.com", "confirmed": False, "mfa_enabled": False}
 
-    mails = await mails_to(app, "carol@example.com")
+    mails = await outbox.list(to="carol@example.com")
     assert len(mails) == 1 and mails[0].to == ("carol@example.com",)
-    code = await code_mailed(app, "carol@example.com", "confirmation")
+    code = await mailed_code(outbox, "carol@example.com", "confirmation")
     assert PASSWORD not in mails[0].text
 
     # before confirming: the right password gets a 403 that says what to do
@@ -84,9 +73,9 @@ async def test_sign_up_mails_a_code_and_confirming_it_lets_the_user_sign_in(app,
     assert me.status_code == 200 and me.json()["username"] == "carol"
 
 
-async def test_confirming_with_a_wrong_code_or_an_unknown_login_is_422_the_same_way(app, client):
+async def test_confirming_with_a_wrong_code_or_an_unknown_login_is_422_the_same_way(app, outbox, client):
     await sign_up(client, app, "dora", confirm=False)
-    code = await code_mailed(app, "dora@example.com", "confirmation")
+    code = await mailed_code(outbox, "dora@example.com", "confirmation")
     wrong = "000000" if code != "000000" else "111111"
     mine = assert_error(await client.post(f"{API}/accounts/confirm", json={"login": "dora", "code": wrong}), 422, "wrong", "new one")
     unknown = assert_error(await client.post(f"{API}/accounts/confirm", json={"login": "nobody_here", "code": wrong}), 422)
@@ -95,9 +84,9 @@ async def test_confirming_with_a_wrong_code_or_an_unknown_login_is_422_the_same_
     assert_error(await client.post(f"{API}/sessions", json={"login": "dora", "password": PASSWORD}), 403, "confirm")
 
 
-async def test_five_wrong_codes_spend_the_code_and_a_resent_one_works(app, client):
+async def test_five_wrong_codes_spend_the_code_and_a_resent_one_works(app, outbox, client):
     await sign_up(client, app, "erin", confirm=False)
-    code = await code_mailed(app, "erin@example.com", "confirmation")
+    code = await mailed_code(outbox, "erin@example.com", "confirmation")
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(5):
         assert_error(await client.post(f"{API}/accounts/confirm", json={"login": "erin", "code": wrong}), 422)
@@ -105,25 +94,24 @@ async def test_five_wrong_codes_spend_the_code_and_a_resent_one_works(app, clien
     assert_error(await client.post(f"{API}/accounts/confirm", json={"login": "erin", "code": code}), 422, "new one")
     r = await client.post(f"{API}/accounts/confirm/resend", json={"login": "erin"})
     assert r.status_code == 202 and r.content == b""
-    assert len(await mails_to(app, "erin@example.com")) == 2
-    fresh = await code_mailed(app, "erin@example.com", "confirmation")
+    assert len(await outbox.list(to="erin@example.com")) == 2
+    fresh = await mailed_code(outbox, "erin@example.com", "confirmation")
     r = await client.post(f"{API}/accounts/confirm", json={"login": "erin", "code": fresh})
     assert r.status_code == 200 and r.json()["confirmed"] is True
 
 
-async def test_resend_replaces_the_code_and_says_nothing_about_other_accounts(app, client):
+async def test_resend_replaces_the_code_and_says_nothing_about_other_accounts(app, outbox, client):
     await sign_up(client, app, "fern", confirm=False)
-    first = await code_mailed(app, "fern@example.com", "confirmation")
+    first = await mailed_code(outbox, "fern@example.com", "confirmation")
     r = await client.post(f"{API}/accounts/confirm/resend", json={"login": "FERN@example.com"})
     assert r.status_code == 202
-    mails = await mails_to(app, "fern@example.com")
+    mails = await outbox.list(to="fern@example.com")
     assert len(mails) == 2
-    second = await code_mailed(app, "fern@example.com", "confirmation")
+    second = await mailed_code(outbox, "fern@example.com", "confirmation")
     if second != first:  # (one in a million: the same six digits again)
         assert_error(await client.post(f"{API}/accounts/confirm", json={"login": "fern", "code": first}), 422)
     assert (await client.post(f"{API}/accounts/confirm", json={"login": "fern", "code": second})).status_code == 200
 
-    outbox = app.state.ctx.platform.mail
     before = len(await outbox.list(limit=1000))
     for login in ("nobody_here", "nobody@example.com", "fern"):  # unknown, unknown, already confirmed
         r = await client.post(f"{API}/accounts/confirm/resend", json={"login": login})
@@ -245,26 +233,26 @@ async def test_change_password(app, client):
 
 
 @pytest.mark.parametrize("endpoint", ["change", "reset"])
-async def test_a_weak_new_password_is_422_naming_the_new_password_field(app, client, endpoint):
+async def test_a_weak_new_password_is_422_naming_the_new_password_field(app, outbox, client, endpoint):
     """The error's field must be a field of the request, so that a client can show it there."""
     user = await new_account(client, app, f"weak_{endpoint}")
     if endpoint == "change":
         r = await client.post(f"{API}/me/password", headers=user.auth, json={"current_password": PASSWORD, "new_password": "password"})
     else:
         assert (await client.post(f"{API}/accounts/password-reset", json={"login": user.username})).status_code == 202
-        code = await code_mailed(app, user.email, "reset")
+        code = await mailed_code(outbox, user.email, "reset")
         r = await client.post(f"{API}/accounts/password-reset/confirm", json={"login": user.username, "code": code, "new_password": "password"})
     error = assert_error(r, 422, "common")
     assert error.get("field") == "new_password", error
 
 
-async def test_password_reset_by_a_mailed_code_signs_out_everywhere(app, client):
+async def test_password_reset_by_a_mailed_code_signs_out_everywhere(app, outbox, client):
     user = await new_account(client, app, "mila")
     r = await client.post(f"{API}/accounts/password-reset", json={"login": "MILA@example.com"})
     assert r.status_code == 202 and r.content == b""
-    mails = await mails_to(app, user.email)
+    mails = await outbox.list(to=user.email)
     assert "reset" in mails[0].subject and "If it was not you" in mails[0].text
-    code = await code_mailed(app, user.email, "reset")
+    code = await mailed_code(outbox, user.email, "reset")
     wrong = "000000" if code != "000000" else "111111"
     url = f"{API}/accounts/password-reset/confirm"
     assert_error(await client.post(url, json={"login": "mila", "code": wrong, "new_password": "reset horse 3"}), 422, "wrong")
@@ -280,26 +268,25 @@ async def test_password_reset_by_a_mailed_code_signs_out_everywhere(app, client)
     assert_error(await client.post(url, json={"login": "mila", "code": code, "new_password": "reset horse 4"}), 422)
 
 
-async def test_password_reset_answers_202_for_unknown_logins_and_mails_nothing(app, client, make_user):
+async def test_password_reset_answers_202_for_unknown_logins_and_mails_nothing(outbox, client, make_user):
     await make_user()
-    outbox = app.state.ctx.platform.mail
     before = len(await outbox.list(limit=1000))
     for login in ("nobody_here", "nobody@example.com", "x" * 200):
         r = await client.post(f"{API}/accounts/password-reset", json={"login": login})
         assert r.status_code == 202 and r.content == b"", r.text
     assert len(await outbox.list(limit=1000)) == before
-    assert await mails_to(app, "nobody@example.com") == []
+    assert await outbox.list(to="nobody@example.com") == []
     r = await client.post(f"{API}/accounts/password-reset/confirm", json={"login": "nobody_here", "code": "123456", "new_password": "reset horse 3"})
     assert_error(r, 422, "wrong")
 
 
-async def test_password_reset_of_an_unconfirmed_account_gives_a_working_account(app, client):
+async def test_password_reset_of_an_unconfirmed_account_gives_a_working_account(app, outbox, client):
     """The reset code reached the address, so the pool marks the account confirmed; the app's
     profile (made when an account is confirmed) must exist too, or the user can sign in but
     not use the app."""
     await sign_up(client, app, "nina", confirm=False)
     assert (await client.post(f"{API}/accounts/password-reset", json={"login": "nina"})).status_code == 202
-    code = await code_mailed(app, "nina@example.com", "reset")
+    code = await mailed_code(outbox, "nina@example.com", "reset")
     r = await client.post(f"{API}/accounts/password-reset/confirm", json={"login": "nina", "code": code, "new_password": "reset horse 3"})
     assert r.status_code == 204, r.text
     session = await sign_in(client, "nina", "reset horse 3")
@@ -321,11 +308,11 @@ async def test_password_reset_of_an_unconfirmed_account_gives_a_working_account(
         ("oscar_the_user", ["username"]),
     ],
 )
-async def test_weak_passwords_are_refused_at_sign_up_saying_what_to_do(app, client, password, words):
+async def test_weak_passwords_are_refused_at_sign_up_saying_what_to_do(outbox, client, password, words):
     r = await client.post(f"{API}/accounts", json={"username": "oscar_the_user", "email": "oscar@example.com", "password": password})
     error = assert_error(r, 422, *words)
     assert error["field"] == "password"
-    assert await mails_to(app, "oscar@example.com") == []
+    assert await outbox.list(to="oscar@example.com") == []
 
 
 @pytest.mark.parametrize(

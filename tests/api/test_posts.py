@@ -11,6 +11,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from summit import ids
+from summit.testing.http import assert_error
 
 from photos import schema
 
@@ -31,16 +32,6 @@ async def _object_keys(app) -> set[str]:  # noqa: ANN001
 def _key(url: str) -> str:
     assert url.startswith("/media/"), url
     return url.removeprefix("/media/")
-
-
-def _assert_error(r, status: int, *words: str) -> dict:  # noqa: ANN001
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    error = r.json()["error"]
-    assert error["message"], error
-    for word in words:
-        assert word.lower() in error["message"].lower(), error
-    return error
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -100,7 +91,7 @@ async def test_get_post_anonymous_and_unknown(client, make_user, make_post):
     post = await make_post(user, "hello")
     r = await client.get(f"{API}/posts/{post['id']}")
     assert r.status_code == 200 and r.json()["id"] == post["id"] and r.json()["liked_by_me"] is False
-    _assert_error(await client.get(f"{API}/posts/{ids.make_id(1, 1)}"), 404, "post")
+    assert_error(await client.get(f"{API}/posts/{ids.make_id(1, 1)}"), 404, "post")
 
 
 @pytest.mark.parametrize(("fmt", "ctype"), [("PNG", "image/png"), ("WEBP", "image/webp"), ("GIF", "image/gif")])
@@ -184,8 +175,8 @@ async def test_delete_post_removes_it_and_its_objects(app, client, make_user, ma
     r = await client.delete(f"{API}/posts/{gone['id']}", headers=user.auth)
     assert r.status_code == 204 and r.content == b""
     await drain()
-    _assert_error(await client.get(f"{API}/posts/{gone['id']}"), 404)
-    _assert_error(await client.delete(f"{API}/posts/{gone['id']}", headers=user.auth), 404)
+    assert_error(await client.get(f"{API}/posts/{gone['id']}"), 404)
+    assert_error(await client.delete(f"{API}/posts/{gone['id']}", headers=user.auth), 404)
     keys = await _object_keys(app)
     assert not gone_keys & keys
     assert _key(keep["photo_url"]) in keys
@@ -206,8 +197,8 @@ async def test_delete_before_thumbnails_leaves_no_orphans(app, client, make_user
 async def test_other_users_cannot_edit_or_delete_a_post(client, make_user, make_post):
     alice, bob = await make_user(), await make_user()
     post = await make_post(alice, "alice's caption")
-    _assert_error(await client.patch(f"{API}/posts/{post['id']}", headers=bob.auth, json={"caption": "pwned"}), 403, "author")
-    _assert_error(await client.delete(f"{API}/posts/{post['id']}", headers=bob.auth), 403, "author")
+    assert_error(await client.patch(f"{API}/posts/{post['id']}", headers=bob.auth, json={"caption": "pwned"}), 403, "author")
+    assert_error(await client.delete(f"{API}/posts/{post['id']}", headers=bob.auth), 403, "author")
     after = await client.get(f"{API}/posts/{post['id']}")
     assert after.status_code == 200
     assert after.json()["caption"] == "alice's caption" and after.json()["edited_at"] is None
@@ -224,7 +215,7 @@ async def test_post_endpoints_need_a_token(client, make_user, make_post, jpeg):
     ]
     for request in anonymous:
         r = await request
-        _assert_error(r, 401, "Bearer")
+        assert_error(r, 401, "Bearer")
 
 
 # ---- feed, user pages, tags -------------------------------------------------------------------
@@ -299,7 +290,7 @@ async def test_user_posts_paginate(client, make_user, make_post, jpeg):
     await make_post(bob, "b", small)
     seen, pages = await _walk(client, f"{API}/users/{alice.username}/posts", {}, 2)
     assert seen == list(reversed(mine)) and pages == 3
-    _assert_error(await client.get(f"{API}/users/nobody_at_all/posts"), 404, "user")
+    assert_error(await client.get(f"{API}/users/nobody_at_all/posts"), 404, "user")
     assert (await client.get(f"{API}/users/{alice.username}")).json()["posts"] == 5
 
 
@@ -316,7 +307,7 @@ async def test_tag_pages(client, make_user, make_post, jpeg):
     seen, pages = await _walk(client, f"{API}/tags/cats", {}, 1)
     assert seen == [two["id"], one["id"]]
     assert (await client.get(f"{API}/tags/nothing_here")).json() == {"items": [], "next_cursor": None}
-    _assert_error(await client.get(f"{API}/tags/not-a-tag"), 422, "tag")
+    assert_error(await client.get(f"{API}/tags/not-a-tag"), 422, "tag")
 
 
 async def test_liked_by_me_in_lists(client, make_user, make_post):
@@ -344,7 +335,7 @@ async def test_photo_over_20_mib_is_413_and_leaves_nothing(app, client, make_use
     head = jpeg(size=(64, 64))
     photo = head + b"\0" * (limit + extra - len(head))
     r = await _upload(client, user, photo)
-    _assert_error(r, 413, "bytes")
+    assert_error(r, 413, "bytes")
     await drain()
     await _assert_nothing_left(app, client, user)
 
@@ -394,7 +385,7 @@ async def test_bad_uploads_are_4xx_with_a_message_and_leave_nothing(app, client,
         data = _bmp()
     r = await _upload(client, user, data, name=filename, ctype=ctype, caption="should not exist")
     assert 400 <= r.status_code < 500, r.text
-    error = _assert_error(r, r.status_code, *words)
+    error = assert_error(r, r.status_code, *words)
     assert error.get("field") == "photo"
     await drain()
     await _assert_nothing_left(app, client, user)
@@ -408,42 +399,42 @@ async def test_decompression_bomb_is_refused_with_a_message_about_its_size(app, 
     assert 400 <= r.status_code < 500, r.text
     await drain()
     await _assert_nothing_left(app, client, user)
-    _assert_error(r, r.status_code, "pixels")
+    assert_error(r, r.status_code, "pixels")
 
 
 async def test_image_over_the_pixel_budget_is_refused(app, client, make_user):
     user = await make_user()
     r = await _upload(client, user, _png_declaring(9000, 9000), name="big.png", ctype="image/png")
-    _assert_error(r, 422, "9000x9000", "pixels")
+    assert_error(r, 422, "9000x9000", "pixels")
     await _assert_nothing_left(app, client, user)
 
 
 async def test_missing_photo_field_is_422_naming_it(client, make_user):
     user = await make_user()
     r = await client.post(f"{API}/posts", headers=user.auth, data={"caption": "no photo"})
-    error = _assert_error(r, 422, "photo")
+    error = assert_error(r, 422, "photo")
     assert error["field"] == "photo"
     r = await client.post(f"{API}/posts", headers=user.auth, files={"picture": ("a.jpg", b"x", "image/jpeg")})
-    _assert_error(r, 422, "photo")
+    assert_error(r, 422, "photo")
 
 
 async def test_photo_sent_as_plain_field_is_422(client, make_user):
     user = await make_user()
     r = await client.post(f"{API}/posts", headers=user.auth, data={"photo": "not a file", "caption": "x"})
-    _assert_error(r, 422, "photo")
+    assert_error(r, 422, "photo")
 
 
 async def test_json_body_instead_of_multipart_is_422(client, make_user):
     user = await make_user()
     r = await client.post(f"{API}/posts", headers=user.auth, json={"photo": "aGVsbG8=", "caption": "x"})
     assert 400 <= r.status_code < 500, r.text
-    _assert_error(r, r.status_code, "photo")
+    assert_error(r, r.status_code, "photo")
 
 
 async def test_caption_over_the_limit_is_refused_and_leaves_nothing(app, client, make_user, jpeg):
     user = await make_user()
     r = await _upload(client, user, jpeg(), caption="x" * 2201)
-    error = _assert_error(r, 422, "caption")
+    error = assert_error(r, 422, "caption")
     assert error["field"] == "caption"
     await _assert_nothing_left(app, client, user)
     r = await _upload(client, user, jpeg(), caption="x" * 2200)

@@ -16,7 +16,6 @@ import asyncio
 import io
 import itertools
 import json
-import re
 import subprocess
 import sys
 import time
@@ -31,6 +30,10 @@ from hypothesis.errors import Unsatisfiable
 from PIL import Image
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+
+from summit.testing.http import assert_error_body
+from summit.testing.mail import code_in, mailed_code
+from summit.wiring import open_port
 
 MAX_EXAMPLES = 25
 BOUNDED = settings(
@@ -81,16 +84,20 @@ def _code_by_cli(data_dir: str, email: str) -> str:
                          capture_output=True, text=True, timeout=60, check=True).stdout
     mails = json.loads(out)
     assert mails and mails[0]["to"] == [email], out
-    return re.search(r"\b(\d{6})\b", mails[0]["subject"]).group(1)
+    return code_in(mails[0]["subject"])
 
 
 def _code_from_outbox(data_dir: str, email: str) -> str:
-    """The same, in-process (faster, for the many throwaway accounts)."""
-    from summit.adapters.outbox.mailer import OutboxMailer
+    """The same, in-process through the mail port (faster, for the many throwaway accounts)."""
 
-    mails = asyncio.run(OutboxMailer.from_url(f"outbox://{data_dir}/outbox").list(5, to=email))
-    assert mails, f"no mail to {email}"
-    return re.search(r"\b(\d{6})\b", mails[0].subject).group(1)
+    async def read() -> str:
+        outbox = open_port("mail", f"outbox://{data_dir}/outbox")
+        try:
+            return await mailed_code(outbox, email, "confirmation")
+        finally:
+            await outbox.close()
+
+    return asyncio.run(read())
 
 
 @dataclass
@@ -172,14 +179,11 @@ def api_schema(live_server):  # noqa: ANN001, ANN201
 
 
 def error_is_json_with_a_message(ctx, response, case) -> None:  # noqa: ANN001
-    """Every 4xx of the JSON API is {"error": {"code", "message", ...}, "request_id"}."""
+    """Every 4xx of the JSON API is {"error": {"code", "message", "field"?}, "request_id"}."""
     if 400 <= response.status_code < 500 and case.path.startswith("/api/"):
         content_type = (response.headers.get("content-type") or [""])[0]
         assert content_type.startswith("application/json"), f"{response.status_code} with content-type {content_type!r}"
-        body = response.json()
-        assert isinstance(body, dict) and isinstance(body.get("error"), dict), body
-        assert body["error"].get("code") and body["error"].get("message"), body
-        assert body.get("request_id"), body
+        assert_error_body(response.json())
 
 
 CHECKS = [not_a_server_error, error_is_json_with_a_message]

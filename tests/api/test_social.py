@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from summit import ids
+from summit.testing.http import assert_error
 
 API = "/api/v1"
-
-
-def _assert_error(r, status: int, *words: str) -> dict:  # noqa: ANN001
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    error = r.json()["error"]
-    assert error["message"], error
-    for word in words:
-        assert word.lower() in error["message"].lower(), error
-    return error
 
 
 # ---- follows ----------------------------------------------------------------------------------
@@ -44,11 +35,11 @@ async def test_follow_is_by_username_case_insensitively(client, make_user):
 
 async def test_follow_errors(client, make_user):
     alice = await make_user()
-    _assert_error(await client.put(f"{API}/users/{alice.username}/follow", headers=alice.auth), 422, "yourself")
-    _assert_error(await client.put(f"{API}/users/no_such_person/follow", headers=alice.auth), 404, "user")
-    _assert_error(await client.delete(f"{API}/users/no_such_person/follow", headers=alice.auth), 404, "user")
-    _assert_error(await client.put(f"{API}/users/{alice.username}/follow"), 401)
-    _assert_error(await client.delete(f"{API}/users/{alice.username}/follow"), 401)
+    assert_error(await client.put(f"{API}/users/{alice.username}/follow", headers=alice.auth), 422, "yourself")
+    assert_error(await client.put(f"{API}/users/no_such_person/follow", headers=alice.auth), 404, "user")
+    assert_error(await client.delete(f"{API}/users/no_such_person/follow", headers=alice.auth), 404, "user")
+    assert_error(await client.put(f"{API}/users/{alice.username}/follow"), 401)
+    assert_error(await client.delete(f"{API}/users/{alice.username}/follow"), 401)
 
 
 async def test_following_puts_posts_in_the_feed_and_unfollowing_takes_them_out(client, make_user, make_post):
@@ -88,10 +79,10 @@ async def test_like_errors(client, make_user, make_post):
     alice = await make_user()
     post = await make_post(alice)
     missing = ids.make_id(7, 3)
-    _assert_error(await client.put(f"{API}/posts/{missing}/like", headers=alice.auth), 404, "post")
-    _assert_error(await client.delete(f"{API}/posts/{missing}/like", headers=alice.auth), 404, "post")
-    _assert_error(await client.put(f"{API}/posts/{post['id']}/like"), 401)
-    _assert_error(await client.delete(f"{API}/posts/{post['id']}/like"), 401)
+    assert_error(await client.put(f"{API}/posts/{missing}/like", headers=alice.auth), 404, "post")
+    assert_error(await client.delete(f"{API}/posts/{missing}/like", headers=alice.auth), 404, "post")
+    assert_error(await client.put(f"{API}/posts/{post['id']}/like"), 401)
+    assert_error(await client.delete(f"{API}/posts/{post['id']}/like"), 401)
 
 
 # ---- comments ---------------------------------------------------------------------------------
@@ -130,15 +121,15 @@ async def test_comment_errors(client, make_user, make_post):
     alice = await make_user()
     post = await make_post(alice)
     url = f"{API}/posts/{post['id']}/comments"
-    _assert_error(await client.post(url, json={"body": "anonymous"}), 401)
+    assert_error(await client.post(url, json={"body": "anonymous"}), 401)
     for body in ("", "   ", "\n\t"):
-        assert _assert_error(await client.post(url, headers=alice.auth, json={"body": body}), 422, "body")["field"] == "body"
-    _assert_error(await client.post(url, headers=alice.auth, json={"body": "x" * 1001}), 422, "body")
+        assert assert_error(await client.post(url, headers=alice.auth, json={"body": body}), 422, "body")["field"] == "body"
+    assert_error(await client.post(url, headers=alice.auth, json={"body": "x" * 1001}), 422, "body")
     assert (await client.post(url, headers=alice.auth, json={"body": "x" * 1000})).status_code == 201
     missing = ids.make_id(9, 9)
-    _assert_error(await client.post(f"{API}/posts/{missing}/comments", headers=alice.auth, json={"body": "hi"}), 404, "post")
-    _assert_error(await client.get(f"{API}/posts/{missing}/comments"), 404, "post")
-    _assert_error(await client.delete(f"{API}/comments/{missing}", headers=alice.auth), 404, "comment")
+    assert_error(await client.post(f"{API}/posts/{missing}/comments", headers=alice.auth, json={"body": "hi"}), 404, "post")
+    assert_error(await client.get(f"{API}/posts/{missing}/comments"), 404, "post")
+    assert_error(await client.delete(f"{API}/comments/{missing}", headers=alice.auth), 404, "comment")
     assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 1
 
 
@@ -152,7 +143,7 @@ async def test_delete_own_comment_adjusts_the_count(client, make_user, make_post
     assert r.status_code == 204 and r.content == b""
     assert [c["id"] for c in (await client.get(url)).json()["items"]] == [keep["id"]]
     assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 1
-    _assert_error(await client.delete(f"{API}/comments/{gone['id']}", headers=bob.auth), 404)
+    assert_error(await client.delete(f"{API}/comments/{gone['id']}", headers=bob.auth), 404)
     assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 1
 
 
@@ -161,8 +152,8 @@ async def test_others_cannot_delete_a_comment(client, make_user, make_post):
     post = await make_post(bob)  # even the post's author cannot delete alice's comment
     url = f"{API}/posts/{post['id']}/comments"
     comment = (await client.post(url, headers=alice.auth, json={"body": "alice was here"})).json()
-    _assert_error(await client.delete(f"{API}/comments/{comment['id']}", headers=bob.auth), 403, "author")
-    _assert_error(await client.delete(f"{API}/comments/{comment['id']}"), 401)
+    assert_error(await client.delete(f"{API}/comments/{comment['id']}", headers=bob.auth), 403, "author")
+    assert_error(await client.delete(f"{API}/comments/{comment['id']}"), 401)
     items = (await client.get(url)).json()["items"]
     assert [(c["id"], c["body"]) for c in items] == [(comment["id"], "alice was here")]
     assert (await client.get(f"{API}/posts/{post['id']}")).json()["comment_count"] == 1
@@ -174,6 +165,6 @@ async def test_deleting_a_post_deletes_its_comments_and_likes(client, make_user,
     comment = (await client.post(f"{API}/posts/{post['id']}/comments", headers=bob.auth, json={"body": "hi"})).json()
     await client.put(f"{API}/posts/{post['id']}/like", headers=bob.auth)
     assert (await client.delete(f"{API}/posts/{post['id']}", headers=alice.auth)).status_code == 204
-    _assert_error(await client.get(f"{API}/posts/{post['id']}/comments"), 404)
-    _assert_error(await client.delete(f"{API}/comments/{comment['id']}", headers=bob.auth), 404)
-    _assert_error(await client.put(f"{API}/posts/{post['id']}/like", headers=bob.auth), 404)
+    assert_error(await client.get(f"{API}/posts/{post['id']}/comments"), 404)
+    assert_error(await client.delete(f"{API}/comments/{comment['id']}", headers=bob.auth), 404)
+    assert_error(await client.put(f"{API}/posts/{post['id']}/like", headers=bob.auth), 404)

@@ -1,4 +1,5 @@
-"""The cache contract on the in-process cache, and what is particular to it: LRU, threads, URL."""
+"""What is particular to the in-process cache: LRU, threads, URL (the cache contract runs on it in
+``test_cache.py``)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,7 @@ import threading
 import pytest
 
 from summit.adapters.memory.cache import MemoryCache
-from summit.testing.cache import CacheContract
 from summit.wiring import open_port
-
-
-class TestMemoryCache(CacheContract):
-    @pytest.fixture
-    async def cache(self):
-        cache = MemoryCache.from_url("memory://?max_items=1000")
-        yield cache
-        await cache.close()
 
 
 async def test_evicts_the_least_recently_used_beyond_max_items() -> None:

@@ -1,4 +1,5 @@
-"""The mail contract on the embedded outbox, and what is particular to it: files, order, readers."""
+"""What is particular to the embedded outbox: files, order, readers (the mail contract runs on it in
+``test_mail.py``)."""
 
 from __future__ import annotations
 
@@ -17,25 +18,8 @@ import pytest
 from summit.adapters.outbox.mailer import OutboxMailer
 from summit.blueprint import load_blueprint
 from summit.ports.mail import MailError, MailMessage, Outbox
-from summit.testing.mail import Delivered, MailerContract, message
+from summit.testing.mail import message
 from summit.wiring import open_port
-
-
-class TestOutboxMailer(MailerContract):
-    @pytest.fixture
-    async def mailer(self, tmp_path: Path):
-        mailer = OutboxMailer.from_url(f"outbox://{tmp_path}/outbox")
-        yield mailer
-        await mailer.close()
-
-    @pytest.fixture
-    def delivered(self, tmp_path: Path):
-        reader = OutboxMailer.from_url(f"outbox://{tmp_path}/outbox?keep=0")  # a second instance reads
-
-        async def read() -> list[Delivered]:
-            return [Delivered.from_sent(mail) for mail in await reader.list(10_000)]
-
-        return read
 
 
 @pytest.fixture

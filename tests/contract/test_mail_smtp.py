@@ -1,70 +1,26 @@
-"""The mail contract on SMTP, against a real aiosmtpd server on a free loopback port, and what is
-particular to SMTP: the MIME message, retries on 4xx and lost connections, no retry on 5xx."""
+"""What is particular to SMTP, against a real aiosmtpd server on a free loopback port (``smtpd``, see
+conftest.py): the MIME message, retries on 4xx and lost connections, no retry on 5xx. The mail
+contract runs on it in ``test_mail.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.utils import parsedate_to_datetime
 
 import pytest
-from aiosmtpd.smtp import SMTP as SMTPServer
 
 from summit.adapters.smtp.mailer import SmtpMailer
 from summit.ports.mail import InvalidMessage, MailDeliveryError
-from summit.testing.mail import Delivered, MailerContract, message, same_body
+from summit.testing.backends import SENDER
+from summit.testing.mail import Delivered, message, same_body
+from summit.testing.smtp import SmtpServer
 from summit.wiring import adapter_class, open_port
 
-SENDER = "noreply@summit.example"
+pytestmark = pytest.mark.smtp
 FAST = "retries=2&backoff=0.01&timeout=5"  # retries that keep a failing test short
-
-
-class Capture:
-    """An aiosmtpd handler that keeps what it accepts and answers from a script when told to.
-
-    ``rcpt_replies[address]`` and ``data_replies`` are lists of replies used up one per command
-    ("451 ..." makes the server defer, "550 ..." refuse); when a list is empty, it accepts.
-    """
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-        self.rcpt_replies: dict[str, list[str]] = {}
-        self.data_replies: list[str] = []
-        self.data_commands = 0
-        self.rcpt_commands: list[str] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: ANN001
-        self.rcpt_commands.append(address)
-        replies = self.rcpt_replies.get(address)
-        if replies:
-            return replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
-        self.data_commands += 1
-        if self.data_replies:
-            return self.data_replies.pop(0)
-        self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
-        return "250 Message accepted for delivery"
-
-    def delivered(self) -> list[Delivered]:
-        return [Delivered.from_smtp(rcpts, data) for rcpts, data in self.messages]
-
-
-@pytest.fixture
-async def smtpd() -> AsyncIterator[tuple[Capture, int]]:
-    """A real SMTP server (aiosmtpd) in the test's event loop on 127.0.0.1, on a port the OS picks."""
-    capture = Capture()
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTPServer(capture, hostname="smtp.test"), "127.0.0.1", 0
-    )
-    yield capture, server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
 
 
 def free_port() -> int:
@@ -73,25 +29,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class TestSmtpMailer(MailerContract):
-    @pytest.fixture
-    async def mailer(self, smtpd: tuple[Capture, int]):
-        mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{smtpd[1]}?from={SENDER}&starttls=false&timeout=10")
-        yield mailer
-        await mailer.close()
-
-    @pytest.fixture
-    def delivered(self, smtpd: tuple[Capture, int]):
-        async def read() -> list[Delivered]:
-            return smtpd[0].delivered()
-
-        return read
-
-
 # the MIME message
 
 
-async def test_a_proper_mime_message(smtpd: tuple[Capture, int]) -> None:
+async def test_a_proper_mime_message(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}&starttls=false")
     message_id = await mailer.send(
@@ -112,7 +53,7 @@ async def test_a_proper_mime_message(smtpd: tuple[Capture, int]) -> None:
     assert "Bcc" not in email and "Reply-To" not in email
 
 
-async def test_text_only_is_a_single_part(smtpd: tuple[Capture, int]) -> None:
+async def test_text_only_is_a_single_part(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     await SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}").send(message(text="plain"))
     email = message_from_bytes(capture.messages[0][1], policy=policy.default)
@@ -122,7 +63,7 @@ async def test_text_only_is_a_single_part(smtpd: tuple[Capture, int]) -> None:
 # retries
 
 
-async def test_a_4xx_reply_is_retried_then_delivered(smtpd: tuple[Capture, int]) -> None:
+async def test_a_4xx_reply_is_retried_then_delivered(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     capture.data_replies = ["451 4.3.0 Try again later"]
     mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}&{FAST}")
@@ -131,7 +72,7 @@ async def test_a_4xx_reply_is_retried_then_delivered(smtpd: tuple[Capture, int])
     assert [d.id for d in capture.delivered()] == [message_id]
 
 
-async def test_a_deferred_recipient_is_retried_alone_with_the_same_message_id(smtpd: tuple[Capture, int]) -> None:
+async def test_a_deferred_recipient_is_retried_alone_with_the_same_message_id(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     capture.rcpt_replies["bob@example.com"] = ["450 4.2.1 Mailbox busy"]
     mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}&{FAST}")
@@ -142,7 +83,7 @@ async def test_a_deferred_recipient_is_retried_alone_with_the_same_message_id(sm
     ]
 
 
-async def test_a_5xx_reply_fails_at_once(smtpd: tuple[Capture, int]) -> None:
+async def test_a_5xx_reply_fails_at_once(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     capture.data_replies = ["554 5.7.1 Rejected as spam"] * 5
     mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}&{FAST}")
@@ -152,7 +93,7 @@ async def test_a_5xx_reply_fails_at_once(smtpd: tuple[Capture, int]) -> None:
     assert capture.data_commands == 1 and capture.messages == []
 
 
-async def test_a_refused_recipient_fails_at_once(smtpd: tuple[Capture, int]) -> None:
+async def test_a_refused_recipient_fails_at_once(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     capture.rcpt_replies["nobody@example.com"] = ["550 5.1.1 No such user"] * 5
     mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}&{FAST}")
@@ -162,7 +103,7 @@ async def test_a_refused_recipient_fails_at_once(smtpd: tuple[Capture, int]) -> 
     assert capture.rcpt_commands == ["nobody@example.com"]
 
 
-async def test_some_recipients_refused_the_others_still_get_it(smtpd: tuple[Capture, int]) -> None:
+async def test_some_recipients_refused_the_others_still_get_it(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     capture.rcpt_replies["nobody@example.com"] = ["550 5.1.1 No such user"]
     mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}&{FAST}")
@@ -173,7 +114,7 @@ async def test_some_recipients_refused_the_others_still_get_it(smtpd: tuple[Capt
     assert [d.to for d in capture.delivered()] == [("alice@example.com",)]
 
 
-async def test_4xx_every_time_gives_up_after_the_retries(smtpd: tuple[Capture, int]) -> None:
+async def test_4xx_every_time_gives_up_after_the_retries(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     capture.data_replies = ["421 4.7.0 Too busy"] * 10
     mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}&{FAST}")
@@ -218,7 +159,7 @@ async def test_a_server_that_never_answers_times_out() -> None:
         await server.wait_closed()
 
 
-async def test_invalid_messages_never_reach_the_server(smtpd: tuple[Capture, int]) -> None:
+async def test_invalid_messages_never_reach_the_server(smtpd: SmtpServer) -> None:
     capture, port = smtpd
     mailer = SmtpMailer.from_url(f"smtp://127.0.0.1:{port}?from={SENDER}")
     with pytest.raises(InvalidMessage):

@@ -1,4 +1,5 @@
-"""The objects contract on the file store, and what is particular to it."""
+"""What is particular to the file object store (the objects contract runs on it in
+``test_objects.py``)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,7 @@ import pytest
 from summit.adapters.files import objects as files_module
 from summit.adapters.files.objects import MAGIC, FileObjectStore
 from summit.ports.objects import InvalidKey, ObjectError, ObjectNotFound
-from summit.testing.objects import ObjectStoreContract
 from summit.wiring import open_port
-
-
-class TestFileObjectStore(ObjectStoreContract):
-    @pytest.fixture
-    async def store(self, tmp_path: Path):
-        store = FileObjectStore.from_url(f"file://{tmp_path}/objects")
-        yield store
-        await store.close()
 
 
 def tree(directory: Path) -> list[str]:

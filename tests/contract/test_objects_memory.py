@@ -1,20 +1,12 @@
-"""The objects contract on the in-memory store, and what is particular to it."""
+"""What is particular to the in-memory object store (the objects contract runs on it in
+``test_objects.py``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from summit.adapters.memory.objects import MemoryObjectStore
-from summit.testing.objects import ObjectStoreContract
 from summit.wiring import open_port
-
-
-class TestMemoryObjectStore(ObjectStoreContract):
-    @pytest.fixture
-    async def store(self):
-        store = MemoryObjectStore.from_url("memory://")
-        yield store
-        await store.close()
 
 
 async def test_each_instance_has_its_own_objects() -> None:

@@ -1,4 +1,5 @@
-"""The SQLite queue: the queue contract, durability, URLs, and several processes on one file."""
+"""What is particular to the SQLite queue: durability, URLs, its clock, and several processes on one
+file (the queue contract runs on it in ``test_queue.py``)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,15 @@ import asyncio
 import collections
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from summit.adapters.sqlite.queue import SQLiteQueue
 from summit.ports.queue import QueueError, QueueStats
-from summit.testing.queue import QueueContract
+from summit.testing.clock import ManualClock
 from summit.wiring import open_port
-
-
-class TestSQLiteQueue(QueueContract):
-    @pytest.fixture
-    async def queue(self, tmp_path: Path):
-        queue = SQLiteQueue.from_url(f"sqlite:///{tmp_path}/queue.db?max_receives=3")
-        yield queue
-        await queue.close()
-
-
-class TestInMemorySQLiteQueue(QueueContract):
-    @pytest.fixture
-    async def queue(self):
-        queue = SQLiteQueue.from_url("sqlite://?max_receives=3")
-        yield queue
-        await queue.close()
 
 
 async def test_messages_survive_closing_and_reopening(tmp_path: Path) -> None:
@@ -51,6 +37,29 @@ async def test_messages_survive_closing_and_reopening(tmp_path: Path) -> None:
         assert await reopened.stats("jobs") == QueueStats(visible=0, in_flight=0, delayed=1)
     finally:
         await reopened.close()
+
+
+async def test_stored_times_are_unix_seconds_of_the_queue_clock(tmp_path: Path) -> None:
+    """Processes compare the stored times, so the default clock is the wall clock."""
+    url = f"sqlite:///{tmp_path}/queue.db"
+    assert SQLiteQueue.from_url(url).clock is time.time
+    an_hour_ago = ManualClock(time.time() - 3600)
+    early = SQLiteQueue.from_url(url, clock=an_hour_ago)
+    await early.send("jobs", b"in a minute", delay=60)
+    assert await early.receive("jobs") == []  # not yet, on its clock
+    await early.close()
+    wall = SQLiteQueue.from_url(url)  # on the wall clock, that minute passed long ago
+    try:
+        [message] = await wall.receive("jobs")
+        assert message.body == b"in a minute"
+        assert message.sent_at == pytest.approx(an_hour_ago())
+    finally:
+        await wall.close()
+
+
+def test_the_clock_is_a_callable() -> None:
+    with pytest.raises(TypeError, match="clock"):
+        SQLiteQueue(None, clock=1_767_225_600.0)  # type: ignore[arg-type]
 
 
 async def test_a_closed_queue_refuses_calls(tmp_path: Path) -> None:

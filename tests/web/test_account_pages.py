@@ -2,7 +2,7 @@
 -> Security (TOTP enrolment, password change, sign-out everywhere), password reset, the dev inbox,
 CSRF on each of these forms, and the browser session kept alive by the refresh cookie.
 
-Codes come from the embedded outbox (``app.state.ctx.platform.mail``), TOTP codes from pyotp with
+Codes come from the embedded outbox (the ``outbox`` fixture), TOTP codes from pyotp with
 the secret the page shows. Each "browser" is its own httpx client with its own cookie jar.
 """
 
@@ -21,8 +21,6 @@ from webui import (
     assert_redirect,
     csrf_of,
     logged_in,
-    mailed_code,
-    mails_to,
     post_form,
     signed_in_as,
     token,
@@ -33,6 +31,7 @@ from webui import (
 
 from summit.errors import Unauthorized
 from summit.ports.mail import Mailer
+from summit.testing.mail import mailed_code
 
 NEW_PASSWORD = "a brand new secret 7"
 
@@ -66,10 +65,10 @@ async def enable_totp_by_api(client, user) -> str:  # noqa: ANN001
 
 
 # ---- confirmation -------------------------------------------------------------------------------
-async def test_confirm_page_refuses_a_wrong_code_and_takes_the_right_one(browser, app) -> None:  # noqa: ANN001
+async def test_confirm_page_refuses_a_wrong_code_and_takes_the_right_one(browser, outbox) -> None:  # noqa: ANN001
     c = await browser()
     assert_redirect(await ui_signup(c, "gina"), "/confirm?login=gina")
-    code = await mailed_code(app, "gina@example.com")
+    code = await mailed_code(outbox, "gina@example.com", "confirmation")
     wrong_code = f"{(int(code) + 1) % 1_000_000:06d}"
     wrong = await post_form(c, "/confirm", "/confirm?login=gina", login="gina", code=wrong_code)
     assert wrong.status_code == 422 and 'class="alert"' in wrong.text and "wrong or expired code" in wrong.text
@@ -85,14 +84,14 @@ async def test_confirm_page_refuses_a_wrong_code_and_takes_the_right_one(browser
     assert_redirect(await ui_login(c, "gina", next_path="/settings"), "/settings")
 
 
-async def test_resend_mails_a_new_code_and_answers_the_same_for_anyone(browser, app) -> None:  # noqa: ANN001
+async def test_resend_mails_a_new_code_and_answers_the_same_for_anyone(browser, outbox) -> None:  # noqa: ANN001
     c = await browser()
     await ui_signup(c, "hugo")
-    first = await mailed_code(app, "hugo@example.com")
+    first = await mailed_code(outbox, "hugo@example.com", "confirmation")
     r = await post_form(c, "/confirm", "/confirm?login=hugo", login="hugo", resend="1")
     assert r.status_code == 200 and "a new code is on its way" in r.text
-    assert len(await mails_to(app, "hugo@example.com")) == 2
-    second = await mailed_code(app, "hugo@example.com")
+    assert len(await outbox.list(to="hugo@example.com")) == 2
+    second = await mailed_code(outbox, "hugo@example.com", "confirmation")
     unknown = await post_form(c, "/confirm", "/confirm", login="nobody_here", resend="1")
     assert unknown.status_code == 200 and "a new code is on its way" in unknown.text
     if first != second:  # a new code replaces the old one
@@ -237,7 +236,7 @@ async def test_sign_out_everywhere_signs_out_every_device(browser, app, client, 
 
 
 # ---- password reset -----------------------------------------------------------------------------
-async def test_password_reset_pages(browser, app, make_user) -> None:  # noqa: ANN001
+async def test_password_reset_pages(browser, outbox, make_user) -> None:  # noqa: ANN001
     mia = await make_user("mia")
     elsewhere = await logged_in(browser, mia)
     c = await browser()
@@ -245,7 +244,7 @@ async def test_password_reset_pages(browser, app, make_user) -> None:  # noqa: A
     assert 'href="/reset?login=mia"' in login_page.text
     form = await c.get("/reset?login=mia")
     assert form.status_code == 200 and 'value="mia"' in form.text and "Open the dev inbox" in form.text
-    before = len(await mails_to(app, "mia@example.com"))
+    before = len(await outbox.list(to="mia@example.com"))
     # the same answer for an account and for no account
     r = await post_form(c, "/reset", "/reset", login="mia")
     assert_redirect(r, "/reset/confirm?login=mia&sent=1")
@@ -255,11 +254,11 @@ async def test_password_reset_pages(browser, app, make_user) -> None:  # noqa: A
     assert a.status_code == b.status_code == 200
     strip = lambda page: re.sub(r'(value="|login=)[^"&]*', "", page.text)  # noqa: E731
     assert strip(a) == strip(b) and "If an account matches" in a.text and "Open the dev inbox" in a.text
-    assert len(await mails_to(app, "mia@example.com")) == before + 1
+    assert len(await outbox.list(to="mia@example.com")) == before + 1
     empty = await post_form(c, "/reset", "/reset", login="  ")
     assert empty.status_code == 422 and "enter your username or email" in empty.text
 
-    code = await mailed_code(app, "mia@example.com", "password reset")
+    code = await mailed_code(outbox, "mia@example.com", "password reset")
     wrong_code = f"{(int(code) + 1) % 1_000_000:06d}"
     wrong = await post_form(c, "/reset/confirm", "/reset/confirm?login=mia", login="mia", code=wrong_code, new_password=NEW_PASSWORD)
     assert wrong.status_code == 422 and "wrong or expired code" in wrong.text and NEW_PASSWORD not in wrong.text
@@ -276,7 +275,7 @@ async def test_password_reset_pages(browser, app, make_user) -> None:  # noqa: A
 
 
 # ---- the dev inbox ------------------------------------------------------------------------------
-async def test_dev_inbox_on_loopback_only(browser, app, monkeypatch) -> None:  # noqa: ANN001
+async def test_dev_inbox_on_loopback_only(browser, app, outbox, monkeypatch) -> None:  # noqa: ANN001
     local = await browser()
     await ui_signup(local, "nina")
     await ui_signup(local, "omar")
@@ -285,7 +284,7 @@ async def test_dev_inbox_on_loopback_only(browser, app, monkeypatch) -> None:  #
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     subjects = re.findall(r'<h2 class="mail-subject">([^<]+)</h2>', page.text)
     assert len(subjects) == 3 and "password reset code" in subjects[0], "newest first"
-    nina_code = await mailed_code(app, "nina@example.com", "password reset")
+    nina_code = await mailed_code(outbox, "nina@example.com", "password reset")
     assert nina_code in page.text and "nina@example.com" in page.text and "omar@example.com" in page.text
     assert "Welcome to Summit Photos!" in page.text and re.search(r'<time [^>]*datetime="\d{4}-\d\d-\d\dT', page.text)
     only = await local.get("/dev/inbox", params={"to": "OMAR@example.com"})
@@ -316,14 +315,14 @@ async def test_dev_inbox_on_loopback_only(browser, app, monkeypatch) -> None:  #
 
 
 # ---- CSRF on every account form ----------------------------------------------------------------
-async def test_csrf_on_every_account_form(browser, app, client, make_user) -> None:  # noqa: ANN001
+async def test_csrf_on_every_account_form(browser, app, outbox, client, make_user) -> None:  # noqa: ANN001
     pat = await make_user("pat")
     c = await logged_in(browser, pat)
     await token(c, "/settings/security")
     anon = await browser()
     await ui_signup(anon, "quinn")
-    mails_before = len(await mails_to(app, "quinn@example.com"))
-    code = await mailed_code(app, "quinn@example.com")
+    mails_before = len(await outbox.list(to="quinn@example.com"))
+    code = await mailed_code(outbox, "quinn@example.com", "confirmation")
     attempts = [
         (anon, "/signup", {"username": "rita", "email": "rita@example.com", "password": PASSWORD}),
         (anon, "/confirm", {"login": "quinn", "code": code}),
@@ -345,8 +344,8 @@ async def test_csrf_on_every_account_form(browser, app, client, make_user) -> No
     # nothing changed
     assert (await client.get("/api/v1/users/rita")).status_code == 404
     assert (await client.get("/api/v1/users/quinn")).status_code == 404, "still unconfirmed"
-    assert len(await mails_to(app, "quinn@example.com")) == mails_before
-    assert not any("reset" in m.subject for m in await mails_to(app, "pat@example.com"))
+    assert len(await outbox.list(to="quinn@example.com")) == mails_before
+    assert not any("reset" in m.subject for m in await outbox.list(to="pat@example.com"))
     assert (await app.state.identity.get_user(int(pat.id))).mfa_enabled is False
     assert await signed_in_as(c) == "pat", "still signed in"
     assert (await client.get("/api/v1/me", headers=pat.auth)).status_code == 200

@@ -12,7 +12,9 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from webui import PASSWORD, assert_redirect, csrf_of, logged_in, mailed_code, post_form, token, ui_login, ui_signup
+from webui import PASSWORD, assert_redirect, csrf_of, logged_in, post_form, token, ui_login, ui_signup
+
+from summit.testing.mail import mailed_code
 
 from photos.web.pages import caption_parts, safe_next
 
@@ -109,7 +111,7 @@ async def test_unknown_things_are_readable_4xx_pages(browser, make_user) -> None
 
 
 # ---- sign-up, log-in, log-out ---------------------------------------------------------------------
-async def test_sign_up_confirm_log_out_and_log_in_through_forms(browser, app) -> None:  # noqa: ANN001
+async def test_sign_up_confirm_log_out_and_log_in_through_forms(browser, outbox) -> None:  # noqa: ANN001
     c = await browser()
     assert_redirect(await ui_signup(c, "carol"), "/confirm?login=carol")
     page = await c.get("/confirm?login=carol")
@@ -117,7 +119,7 @@ async def test_sign_up_confirm_log_out_and_log_in_through_forms(browser, app) ->
     early = await ui_login(c, "carol")
     assert early.status_code == 403 and "Confirm your email first" in early.text
     assert 'href="/confirm?login=carol"' in early.text and "summit_session" not in c.cookies
-    code = await mailed_code(app, "carol@example.com")
+    code = await mailed_code(outbox, "carol@example.com", "confirmation")
     assert_redirect(await post_form(c, "/confirm", "/confirm?login=carol", login="carol", code=code), "/login?login=carol&confirmed=1")
     login_page = await c.get("/login?login=carol&confirmed=1")
     assert "Your email is confirmed" in login_page.text and 'value="carol"' in login_page.text

@@ -1,4 +1,5 @@
-"""Helpers of the web UI's tests: fill and post forms as a browser would, read mailed codes."""
+"""Helpers of the web UI's tests: fill and post forms as a browser would. A mailed code is
+``summit.testing.mail.mailed_code``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import re
 
 import httpx
 
+from summit.testing.mail import mailed_code
+
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-CODE_RE = re.compile(r"\b(\d{6})\b")
 PASSWORD = "correct horse 1"
 
 
@@ -33,19 +35,6 @@ def assert_redirect(r: httpx.Response, to: str) -> None:
     assert r.headers["location"] == to
 
 
-async def mails_to(app, email: str) -> list:  # noqa: ANN001
-    """What the embedded outbox kept for ``email``, newest first."""
-    return await app.state.ctx.platform.mail.list(to=email)
-
-
-async def mailed_code(app, email: str, kind: str = "confirmation") -> str:  # noqa: ANN001
-    """The newest ``kind`` ("confirmation" or "password reset") code mailed to ``email``."""
-    for mail in await mails_to(app, email):
-        if f"your {kind} code" in mail.subject:
-            return CODE_RE.search(mail.subject).group(1)
-    raise AssertionError(f"no {kind} code mailed to {email}")
-
-
 async def ui_signup(c: httpx.AsyncClient, username: str, password: str = PASSWORD) -> httpx.Response:
     form = {"csrf_token": await token(c, "/signup"), "username": username, "email": f"{username}@example.com", "password": password}
     return await c.post("/signup", data=form)
@@ -53,7 +42,7 @@ async def ui_signup(c: httpx.AsyncClient, username: str, password: str = PASSWOR
 
 async def ui_confirm(app, c: httpx.AsyncClient, username: str) -> httpx.Response:  # noqa: ANN001
     """Confirm ``username``'s sign-up on the confirm page with the code from the outbox."""
-    code = await mailed_code(app, f"{username}@example.com")
+    code = await mailed_code(app.state.ctx.platform.mail, f"{username}@example.com", "confirmation")
     return await post_form(c, "/confirm", f"/confirm?login={username}", login=username, code=code)
 
 

@@ -7,17 +7,25 @@
   ``<queue>.dead`` instead of being delivered again (SQS's maxReceiveCount).
 - Queues exist on first use; names are 1-80 characters of letters, digits, '-', '_' and '.'
   (a name that ends in '.dead' is a dead-letter queue, so other names stop at 75).
+- Time (``sent_at``, visibility timeouts, delays) is read from the adapter's ``clock``, a callable
+  returning unix seconds: ``time.time`` unless ``from_url(url, clock=...)`` is given another. Tests
+  pass a clock they advance by hand, so "not yet visible" and "visible again" are exact on any
+  machine; ``receive(wait=...)`` still long-polls in real time.
 """
 
 from __future__ import annotations
 
 import abc
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DEAD_SUFFIX = ".dead"
 DEFAULT_MAX_RECEIVES = 5
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,75}")
+
+Clock = Callable[[], float]  # unix seconds, as time.time
 
 
 class QueueError(Exception):
@@ -34,7 +42,7 @@ class Message:
     body: bytes
     receipt: str
     receive_count: int
-    sent_at: float  # unix seconds
+    sent_at: float  # unix seconds, on the queue's clock
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,8 @@ class Queue(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_url(cls, url: str) -> Queue: ...
+    def from_url(cls, url: str, *, clock: Clock = time.time) -> Queue:
+        """The adapter that ``url`` names, keeping time with ``clock``."""
 
     @abc.abstractmethod
     async def send(self, queue: str, body: bytes, *, delay: float = 0.0) -> str:

@@ -1,11 +1,10 @@
 """The contract every adapter of the cache port passes.
 
-    class TestMyCache(CacheContract):
-        @pytest.fixture
-        async def cache(self):
-            cache = MyCache.from_url("...")   # fresh and empty, room for at least 100 items
-            yield cache
-            await cache.close()
+    class TestCache(CacheContract):
+        backend = backend_fixture("cache")   # the adapters of summit.testing.backends
+
+Each adapter is opened from its URL: fresh and empty, room for at least 100 items. A subclass may
+instead provide the ``cache`` fixture itself (yield a fresh adapter, close it afterwards).
 
 TTLs here are short (a fraction of a second) and each check of "still there" is made only while
 the TTL surely has not run out, so the suite holds on a loaded machine.
@@ -19,6 +18,7 @@ import time
 import pytest
 
 from summit.ports.cache import Cache, CacheError
+from summit.testing.backends import Backend
 
 SHORT = 0.2  # seconds: a TTL the tests wait out
 WAIT = SHORT + 0.3  # long enough for a SHORT entry to be surely gone
@@ -27,8 +27,14 @@ LONG = 60.0  # a TTL that does not run out during a test
 
 class CacheContract:
     @pytest.fixture
-    def cache(self) -> Cache:
-        raise NotImplementedError("a subclass provides the `cache` fixture: a fresh, empty cache")
+    def backend(self) -> Backend:
+        raise NotImplementedError('a subclass sets backend = backend_fixture("cache"), or provides `cache`')
+
+    @pytest.fixture
+    async def cache(self, backend: Backend):
+        cache = backend.open("cache")
+        yield cache
+        await cache.close()
 
     # get / set / delete
 

@@ -1,6 +1,13 @@
 """The contract every adapter of the mail port passes.
 
-    class TestMyMailer(MailerContract):
+    class TestMailer(MailerContract):
+        backend = backend_fixture("mail")   # the adapters of summit.testing.backends
+
+Each adapter is opened from its URL, fresh: nothing delivered yet. What arrived is read from the
+engine when it has a server (its fixture's ``delivered()``, e.g. what an SMTP server received),
+else through the mail port's ``Outbox``, by a second instance on the same URL as ``summit mail``
+reads it. A subclass may instead provide the fixtures itself::
+
         @pytest.fixture
         async def mailer(self):
             mailer = MyMailer.from_url("...")   # fresh: nothing delivered yet
@@ -13,6 +20,9 @@
                 ...  # every message delivered so far, in any order
             return read
 
+``mailed_code(outbox, email)`` reads the code of a confirmation or reset mail the way a user
+would, through the mail port, for any test that needs one.
+
 ``Delivered`` is what arrived, in one shape for every adapter: ``Delivered.from_sent`` builds it
 from an outbox's ``SentMail``, ``Delivered.from_smtp`` from the envelope recipients and the bytes
 an SMTP server received. Bodies are compared without their trailing line breaks, since MIME
@@ -22,6 +32,7 @@ encoding ends a text part with one.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -37,10 +48,13 @@ from summit.ports.mail import (
     MailError,
     Mailer,
     MailMessage,
+    Outbox,
     SentMail,
 )
+from summit.testing.backends import Backend
 
 ReadDelivered = Callable[[], Awaitable[list["Delivered"]]]
+CODE = re.compile(r"\b(\d{6})\b")  # the six digits of a confirmation or reset code
 
 UNICODE_SUBJECT = "Ваш код — 123456 ✓ 確認コード 😀"
 UNICODE_TEXT = "Bonjour Zoë,\n\nvotre code : 123456 — это ваш код. 確認コード。 👍\n\nÀ bientôt\n"
@@ -76,6 +90,27 @@ class Delivered:
             reply_to=str(email["Reply-To"]) if email["Reply-To"] is not None else None,
             headers={name: str(value) for name, value in email.items()},
         )
+
+
+def code_in(text: str) -> str:
+    """The six-digit code in ``text`` (a mail's subject, or a page that shows one)."""
+    found = CODE.search(text)
+    assert found, f"no six-digit code in {text!r}"
+    return found.group(1)
+
+
+async def mailed_code(outbox: Outbox, email: str, about: str = "code") -> str:
+    """The code in the newest mail to ``email`` whose subject holds ``about`` ("confirmation",
+    "password reset", ...), read through the mail port's ``Outbox``; the text says it too."""
+    if not isinstance(outbox, Outbox):
+        raise TypeError(f"{outbox!r} keeps no mail to read: mailed_code needs a mail port that is an Outbox")
+    mails = await outbox.list(to=email)
+    for mail in mails:
+        if about in mail.subject:
+            code = code_in(mail.subject)
+            assert code in mail.text, mail
+            return code
+    raise AssertionError(f"no mail about {about!r} to {email}; its mails: {[m.subject for m in mails]}")
 
 
 def same_body(delivered: str | None, sent: str | None) -> bool:
@@ -117,12 +152,34 @@ BAD_ADDRESSES = [
 
 class MailerContract:
     @pytest.fixture
-    def mailer(self) -> Mailer:
-        raise NotImplementedError("a subclass provides the `mailer` fixture: a fresh mailer")
+    def backend(self) -> Backend:
+        raise NotImplementedError('a subclass sets backend = backend_fixture("mail"), or provides `mailer`')
 
     @pytest.fixture
-    def delivered(self) -> ReadDelivered:
-        raise NotImplementedError("a subclass provides `delivered`: an async function listing what arrived")
+    async def mailer(self, backend: Backend):
+        mailer = backend.open("mail")
+        yield mailer
+        await mailer.close()
+
+    @pytest.fixture
+    async def delivered(self, backend: Backend, mailer: Mailer):
+        if callable(getattr(backend.engine, "delivered", None)):
+            engine = backend.engine
+
+            async def from_the_server() -> list[Delivered]:
+                return list(engine.delivered())
+
+            yield from_the_server
+            return
+        if not isinstance(mailer, Outbox):
+            raise NotImplementedError(f"{backend.url}: provide `delivered`, the mailer keeps nothing to read")
+        reader = backend.open("mail")
+
+        async def from_the_outbox() -> list[Delivered]:
+            return [Delivered.from_sent(mail) for mail in await reader.list(10_000)]
+
+        yield from_the_outbox
+        await reader.close()
 
     async def one(self, delivered: ReadDelivered, message_id: str) -> Delivered:
         found = [d for d in await delivered() if d.id == message_id]

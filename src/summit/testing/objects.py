@@ -1,11 +1,10 @@
 """The contract every adapter of the objects port passes.
 
-    class TestMyObjectStore(ObjectStoreContract):
-        @pytest.fixture
-        async def store(self):
-            store = MyObjectStore.from_url("...")   # fresh and empty
-            yield store
-            await store.close()
+    class TestObjectStore(ObjectStoreContract):
+        backend = backend_fixture("objects")   # the adapters of summit.testing.backends
+
+Each adapter is opened from its URL, fresh and empty. A subclass may instead provide the ``store``
+fixture itself (yield a fresh adapter, close it afterwards).
 
 The keys used here never make one key the directory of another ('a' and 'a/b'): a file system, and
 SeaweedFS's filer, cannot hold both.
@@ -21,6 +20,7 @@ import random
 import pytest
 
 from summit.ports.objects import MAX_KEY_BYTES, InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, StoredObject
+from summit.testing.backends import Backend
 
 INVALID_KEYS = [
     pytest.param("", id="empty"),
@@ -73,8 +73,14 @@ def etag(data: bytes) -> str:
 
 class ObjectStoreContract:
     @pytest.fixture
-    def store(self) -> ObjectStore:
-        raise NotImplementedError("a subclass provides the `store` fixture: a fresh, empty store")
+    def backend(self) -> Backend:
+        raise NotImplementedError('a subclass sets backend = backend_fixture("objects"), or provides `store`')
+
+    @pytest.fixture
+    async def store(self, backend: Backend):
+        store = backend.open("objects")
+        yield store
+        await store.close()
 
     # put / get / head
 

@@ -1,11 +1,15 @@
 """The queue port's contract: every Queue adapter passes it (see ``summit.ports.queue``).
 
-Subclass ``QueueContract`` in a test module and provide an async fixture ``queue`` that yields a
-fresh, empty adapter built with ``max_receives=3`` and closes it afterwards.
+    class TestQueue(QueueContract):
+        backend = backend_fixture("queue")   # the adapters of summit.testing.backends
 
-Timing: visibility timeouts and delays are a fraction of a second so the suite runs in seconds;
-"it happens soon" is checked with generous bounds, and "not yet" only while the clock says so, so
-that a loaded machine makes the suite slower, never flaky.
+The suite opens each adapter from its URL (which sets ``max_receives=3``) on a ``ManualClock``:
+visibility timeouts and delays run out when a test advances the clock, so "not yet" and "visible
+again" are asserted exactly, on any machine, without sleeping. One test per adapter runs on the
+wall clock (a short timeout, bounded), and the long-poll tests wait in real time, as ``wait``
+does; no other test depends on how fast the machine is. A subclass may instead provide the
+fixtures ``queue`` (a fresh, empty adapter on the ``clock`` fixture) and ``wall_clock_queue``
+(one on its default clock) itself, each closed afterwards.
 """
 
 from __future__ import annotations
@@ -18,31 +22,53 @@ import time
 import pytest
 
 from summit.ports.queue import Queue, QueueError, QueueStats, ReceiptInvalid, dead_letter_queue
+from summit.testing.backends import Backend
+from summit.testing.clock import ManualClock
 
 MAX_RECEIVES = 3
-SHORT = 0.3  # a visibility timeout or delay that the tests wait out
-PATIENCE = 10.0  # an upper bound for what should happen "soon"
+TIMEOUT = 30.0  # a visibility timeout, on the manual clock
+DELAY = 20.0  # a delay, on the manual clock
+SHORT = 0.3  # a visibility timeout or wait that the real-time tests wait out
+PATIENCE = 10.0  # an upper bound for what should happen "soon" in real time
 EMPTY = QueueStats(visible=0, in_flight=0, delayed=0)
 BAD_NAMES = ["", "has space", "x" * 76, "jobs\n", "slash/name", "ünïcode", "tab\t", None, 42]
 
 
 async def receive_one(queue: Queue, name: str = "jobs", **options):
-    """The one message that is (or soon becomes) visible."""
+    """The one message that is visible (an adapter may take a moment to deliver it)."""
     options.setdefault("wait", PATIENCE)
     messages = await queue.receive(name, **options)
     assert len(messages) == 1, messages
     return messages[0]
 
 
-async def assert_nothing_visible(queue: Queue, until: float, name: str = "jobs") -> None:
-    """Nothing is received, as long as the check ends before ``until`` (a time.monotonic())."""
-    messages = await queue.receive(name)
-    if time.monotonic() < until:
-        assert messages == []
+async def assert_nothing_visible(queue: Queue, name: str = "jobs") -> None:
+    assert await queue.receive(name) == []
 
 
 class QueueContract:
-    """Tests every Queue adapter passes; subclasses provide the ``queue`` fixture."""
+    """Tests every Queue adapter passes; subclasses set ``backend`` or provide ``queue``."""
+
+    @pytest.fixture
+    def backend(self) -> Backend:
+        raise NotImplementedError('a subclass sets backend = backend_fixture("queue"), or provides `queue`')
+
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        return ManualClock()
+
+    @pytest.fixture
+    async def queue(self, backend: Backend, clock: ManualClock):
+        queue = backend.open("queue", clock=clock)
+        yield queue
+        await queue.close()
+
+    @pytest.fixture
+    async def wall_clock_queue(self, backend: Backend):
+        """The same adapter on its default clock, as production builds it."""
+        queue = backend.open("queue")
+        yield queue
+        await queue.close()
 
     async def test_starts_empty_with_max_receives(self, queue: Queue) -> None:
         assert queue.max_receives == MAX_RECEIVES
@@ -52,16 +78,17 @@ class QueueContract:
     @pytest.mark.parametrize(
         "body", [b"", b"hello", bytes(range(256)), b"\x00" * 3, "žluťoučký".encode(), bytes(range(256)) * 1000]
     )
-    async def test_send_receive_roundtrip(self, queue: Queue, body: bytes) -> None:
-        before = time.time()
+    async def test_send_receive_roundtrip(self, queue: Queue, clock: ManualClock, body: bytes) -> None:
+        sent_at = clock()
         message_id = await queue.send("jobs", body)
+        clock.advance(5)
         message = await receive_one(queue)
         assert isinstance(message.body, bytes)
         assert message.body == body
         assert message.id == message_id
         assert message.receive_count == 1
         assert isinstance(message.receipt, str) and message.receipt
-        assert before - 1 <= message.sent_at <= time.time() + 1
+        assert message.sent_at == pytest.approx(sent_at, abs=1e-3)  # when it was sent, on the queue's clock
 
     async def test_ids_and_receipts_are_unique(self, queue: Queue) -> None:
         ids = [await queue.send("jobs", b"same") for _ in range(20)]
@@ -78,32 +105,34 @@ class QueueContract:
         rest = [(await receive_one(queue)).body for _ in range(6)]
         assert rest == [b"%d" % i for i in range(4, 10)]
 
-    async def test_received_message_is_invisible_until_its_timeout(self, queue: Queue) -> None:
+    async def test_received_message_is_invisible_until_its_timeout(self, queue: Queue, clock: ManualClock) -> None:
         await queue.send("jobs", b"x")
-        start = time.monotonic()
-        first = await receive_one(queue, visibility_timeout=SHORT)
-        stats = await queue.stats("jobs")
-        if time.monotonic() < start + SHORT:
-            assert stats == QueueStats(visible=0, in_flight=1, delayed=0)
-        await assert_nothing_visible(queue, start + SHORT)
-        again = await receive_one(queue, visibility_timeout=30)
-        assert time.monotonic() - start >= SHORT - 0.05
+        first = await receive_one(queue, visibility_timeout=TIMEOUT)
+        assert await queue.stats("jobs") == QueueStats(visible=0, in_flight=1, delayed=0)
+        await assert_nothing_visible(queue)
+        clock.advance(TIMEOUT - 1)
+        assert await queue.stats("jobs") == QueueStats(visible=0, in_flight=1, delayed=0)
+        await assert_nothing_visible(queue)
+        clock.advance(2)
+        assert await queue.stats("jobs") == QueueStats(visible=1, in_flight=0, delayed=0)
+        again = await receive_one(queue, visibility_timeout=TIMEOUT)
         assert (again.id, again.body, again.receive_count) == (first.id, b"x", 2)
         assert again.receipt != first.receipt
 
-    async def test_ack_deletes(self, queue: Queue) -> None:
+    async def test_ack_deletes(self, queue: Queue, clock: ManualClock) -> None:
         await queue.send("jobs", b"x")
-        message = await receive_one(queue, visibility_timeout=SHORT)
+        message = await receive_one(queue, visibility_timeout=TIMEOUT)
         await queue.ack("jobs", message.receipt)
         assert await queue.stats("jobs") == EMPTY
-        await asyncio.sleep(SHORT + 0.1)
+        clock.advance(TIMEOUT + 1)
         assert await queue.receive("jobs") == []
         assert await queue.stats("jobs") == EMPTY
 
-    async def test_stale_receipt_is_invalid(self, queue: Queue) -> None:
+    async def test_stale_receipt_is_invalid(self, queue: Queue, clock: ManualClock) -> None:
         await queue.send("jobs", b"x")
-        first = await receive_one(queue, visibility_timeout=SHORT)
-        second = await receive_one(queue, visibility_timeout=30)  # after the first timed out
+        first = await receive_one(queue, visibility_timeout=TIMEOUT)
+        clock.advance(TIMEOUT + 1)
+        second = await receive_one(queue, visibility_timeout=TIMEOUT)  # after the first timed out
         with pytest.raises(ReceiptInvalid):
             await queue.ack("jobs", first.receipt)
         with pytest.raises(ReceiptInvalid):
@@ -128,28 +157,29 @@ class QueueContract:
             await queue.ack("jobs", first.receipt)
         await queue.ack("jobs", again.receipt)
 
-    async def test_release_with_delay(self, queue: Queue) -> None:
+    async def test_release_with_delay(self, queue: Queue, clock: ManualClock) -> None:
         await queue.send("jobs", b"x")
-        first = await receive_one(queue, visibility_timeout=30)
-        start = time.monotonic()
-        await queue.release("jobs", first.receipt, delay=SHORT)
+        first = await receive_one(queue, visibility_timeout=TIMEOUT)
+        await queue.release("jobs", first.receipt, delay=DELAY)
         stats = await queue.stats("jobs")
-        if time.monotonic() < start + SHORT:
-            assert stats.visible == 0 and stats.in_flight + stats.delayed == 1
-        await assert_nothing_visible(queue, start + SHORT)
+        assert stats.visible == 0 and stats.in_flight + stats.delayed == 1
+        await assert_nothing_visible(queue)
+        clock.advance(DELAY - 1)
+        await assert_nothing_visible(queue)
+        clock.advance(2)
         again = await receive_one(queue)
-        assert time.monotonic() - start >= SHORT - 0.05
         assert (again.id, again.receive_count) == (first.id, 2)
 
-    async def test_send_with_delay(self, queue: Queue) -> None:
-        start = time.monotonic()
-        message_id = await queue.send("jobs", b"later", delay=SHORT)
-        stats = await queue.stats("jobs")
-        if time.monotonic() < start + SHORT:
-            assert stats == QueueStats(visible=0, in_flight=0, delayed=1)
-        await assert_nothing_visible(queue, start + SHORT)
+    async def test_send_with_delay(self, queue: Queue, clock: ManualClock) -> None:
+        message_id = await queue.send("jobs", b"later", delay=DELAY)
+        assert await queue.stats("jobs") == QueueStats(visible=0, in_flight=0, delayed=1)
+        await assert_nothing_visible(queue)
+        clock.advance(DELAY - 1)
+        assert await queue.stats("jobs") == QueueStats(visible=0, in_flight=0, delayed=1)
+        await assert_nothing_visible(queue)
+        clock.advance(2)
+        assert await queue.stats("jobs") == QueueStats(visible=1, in_flight=0, delayed=0)
         message = await receive_one(queue)
-        assert time.monotonic() - start >= SHORT - 0.05
         assert (message.id, message.body, message.receive_count) == (message_id, b"later", 1)
 
     async def test_dead_letter_after_max_receives(self, queue: Queue) -> None:
@@ -173,16 +203,17 @@ class QueueContract:
         await queue.ack(dead, corpse.receipt)
         assert await queue.stats(dead) == EMPTY
 
-    async def test_expired_receives_count_towards_dead_letter(self, queue: Queue) -> None:
+    async def test_expired_receives_count_towards_dead_letter(self, queue: Queue, clock: ManualClock) -> None:
         await queue.send("jobs", b"slow")
         for count in range(1, MAX_RECEIVES + 1):
-            message = await receive_one(queue, visibility_timeout=0.1)
+            message = await receive_one(queue, visibility_timeout=TIMEOUT)
             assert message.receive_count == count
-        start = time.monotonic()
-        while time.monotonic() - start < PATIENCE and (await queue.stats("jobs")) != EMPTY:
-            await queue.receive("jobs", wait=0.1)  # nothing is delivered a fourth time
+            clock.advance(TIMEOUT + 1)  # never acked: its timeout runs out
+        assert await queue.receive("jobs") == []  # nothing is delivered a fourth time
         assert await queue.stats("jobs") == EMPTY
         assert (await receive_one(queue, dead_letter_queue("jobs"))).body == b"slow"
+
+    # the long poll waits in real time
 
     async def test_wait_returns_when_a_message_arrives(self, queue: Queue) -> None:
         async def send_later() -> None:
@@ -200,6 +231,26 @@ class QueueContract:
         start = time.monotonic()
         assert await queue.receive("jobs", wait=SHORT) == []
         assert SHORT - 0.05 <= time.monotonic() - start < PATIENCE
+
+    async def test_on_the_wall_clock_a_timeout_and_a_delay_run_out(self, wall_clock_queue: Queue) -> None:
+        queue = wall_clock_queue
+        before = time.time()
+        await queue.send("jobs", b"x")
+        start = time.monotonic()
+        first = await receive_one(queue, visibility_timeout=SHORT)
+        assert before - 1 <= first.sent_at <= time.time() + 1
+        messages = await queue.receive("jobs")
+        if time.monotonic() < start + SHORT:  # "not yet", while the real clock says so
+            assert messages == []
+        again = await receive_one(queue, visibility_timeout=60, wait=PATIENCE)
+        assert SHORT - 0.05 <= time.monotonic() - start < PATIENCE + SHORT
+        assert (again.id, again.receive_count) == (first.id, 2)
+        await queue.ack("jobs", again.receipt)
+        start = time.monotonic()
+        later = await queue.send("jobs", b"later", delay=SHORT)
+        delayed = await receive_one(queue, wait=PATIENCE)
+        assert SHORT - 0.05 <= time.monotonic() - start < PATIENCE + SHORT
+        assert (delayed.id, delayed.body) == (later, b"later")
 
     async def test_max_messages(self, queue: Queue) -> None:
         for i in range(5):

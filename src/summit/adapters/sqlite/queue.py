@@ -5,7 +5,8 @@ dedicated thread that owns the connection, so any number of coroutines may share
 Several processes may share the file: WAL mode lets readers run beside the writer, ``busy_timeout``
 makes a writer wait for the lock, and every state change runs in ``BEGIN IMMEDIATE``, so a receive
 selects and claims its messages under one write lock and two processes never claim the same one.
-Times are wall-clock unix seconds, since they are compared between processes.
+Times are wall-clock unix seconds (``clock=time.time``, the default), since they are compared
+between processes; a test passes a clock it advances by hand.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from summit.adapters.sqlite.database import sqlite_path
 from summit.ports.queue import (
     DEAD_SUFFIX,
     DEFAULT_MAX_RECEIVES,
+    Clock,
     Message,
     Queue,
     QueueError,
@@ -61,21 +63,29 @@ _SELECT_READY = (
 
 class SQLiteQueue(Queue):
     def __init__(
-        self, path: Path | None, *, max_receives: int = DEFAULT_MAX_RECEIVES, busy_timeout_ms: int = 10_000
+        self,
+        path: Path | None,
+        *,
+        max_receives: int = DEFAULT_MAX_RECEIVES,
+        busy_timeout_ms: int = 10_000,
+        clock: Clock = time.time,
     ):
         """``path=None`` keeps the queue in memory, private to this instance (no durability)."""
         if isinstance(max_receives, bool) or not isinstance(max_receives, int) or max_receives < 1:
             raise ValueError(f"max_receives must be an integer >= 1, not {max_receives!r}")
+        if not callable(clock):
+            raise TypeError(f"clock is a function returning unix seconds (such as time.time), not {clock!r}")
         self.path = path
         self.max_receives = max_receives
         self.busy_timeout_ms = busy_timeout_ms
+        self.clock = clock
         # One thread owns the connection; it starts on the first call, not here.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="summit-queue")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteQueue:
+    def from_url(cls, url: str, *, clock: Clock = time.time) -> SQLiteQueue:
         parts = urlsplit(url)
         if parts.scheme.split("+", 1)[0].lower() != "sqlite":
             raise ValueError(f"{url!r}: the SQLite queue takes sqlite:///path/queue.db URLs")
@@ -92,7 +102,7 @@ class SQLiteQueue(Queue):
                 raise ValueError(f"{url!r}: {name} must be an integer, not {value!r}") from None
         if numbers.get("busy_timeout_ms", 0) < 0:
             raise ValueError(f"{url!r}: busy_timeout_ms must be >= 0")
-        return cls(path, **numbers)
+        return cls(path, clock=clock, **numbers)
 
     def __repr__(self) -> str:
         return f"SQLiteQueue({str(self.path or ':memory:')!r}, max_receives={self.max_receives})"
@@ -131,7 +141,7 @@ class SQLiteQueue(Queue):
         check_name(queue)
         delay = _seconds("delay", delay, positive=False)
         sql = "UPDATE summit_queue_messages SET receipt = NULL, visible_at = ? WHERE queue = ? AND receipt = ?"
-        await self._by_receipt(sql, (time.time() + delay,), queue, receipt)
+        await self._by_receipt(sql, (self.clock() + delay,), queue, receipt)
 
     async def stats(self, queue: str) -> QueueStats:
         check_name(queue)
@@ -196,7 +206,7 @@ class SQLiteQueue(Queue):
 
     def _send(self, conn: sqlite3.Connection, queue: str, body: bytes, delay: float) -> str:
         message_id = secrets.token_urlsafe(16)
-        now = time.time()
+        now = self.clock()
         with _write(conn):
             conn.execute(
                 "INSERT INTO summit_queue_messages (queue, id, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)",
@@ -205,7 +215,7 @@ class SQLiteQueue(Queue):
         return message_id
 
     def _receive(self, conn: sqlite3.Connection, queue: str, limit: int, visibility_timeout: float) -> list[Message]:
-        now = time.time()
+        now = self.clock()
         # A dead-letter queue has no dead-letter queue of its own: its messages stay until purged.
         dead = None if queue.endswith(DEAD_SUFFIX) else dead_letter_queue(queue)
         delivered: list[Message] = []
@@ -237,7 +247,7 @@ class SQLiteQueue(Queue):
             return conn.execute(sql, params).rowcount
 
     def _stats(self, conn: sqlite3.Connection, queue: str) -> QueueStats:
-        now = time.time()
+        now = self.clock()
         visible, in_flight, delayed = conn.execute(
             "SELECT count(*) FILTER (WHERE visible_at <= ?), "
             "count(*) FILTER (WHERE visible_at > ? AND receipt IS NOT NULL), "
