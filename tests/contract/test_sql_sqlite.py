@@ -1,4 +1,5 @@
-"""The sql contract on SQLite, and what is particular to it: WAL, file URLs."""
+"""What is particular to the sql port on SQLite: WAL, file URLs, the write lock, the loop bound
+(the contract itself runs from ``test_sql.py``)."""
 
 from __future__ import annotations
 
@@ -8,26 +9,26 @@ import pytest
 from sqlalchemy import text
 
 from summit.adapters.sqlite.database import SQLiteDatabase, sqlite_path
-from summit.testing.sql import DatabaseContract
 from summit.wiring import WiringError, open_port
 
 
-class TestSQLiteDatabase(DatabaseContract):
-    @pytest.fixture
-    async def db(self, tmp_path: Path):
-        db = SQLiteDatabase.from_url(f"sqlite:///{tmp_path}/app.db")
-        yield db
-        await db.close()
+@pytest.fixture
+async def db(tmp_path: Path):
+    db = SQLiteDatabase.from_url(f"sqlite:///{tmp_path}/app.db")
+    yield db
+    await db.close()
 
-    async def test_wal_mode_is_on(self, db: SQLiteDatabase) -> None:
-        async with db.read() as conn:
-            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
-        async with db.write() as conn:
-            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
 
-    async def test_dialect(self, db: SQLiteDatabase) -> None:
-        assert db.features.dialect == "sqlite"
-        assert db.sync_url == f"sqlite:///{db.path}"
+async def test_wal_mode_is_on(db: SQLiteDatabase) -> None:
+    async with db.read() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+    async with db.write() as conn:
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+
+
+async def test_dialect(db: SQLiteDatabase) -> None:
+    assert db.features.dialect == "sqlite"
+    assert db.sync_url == f"sqlite:///{db.path}"
 
 
 async def test_data_survives_reopening(tmp_path: Path) -> None:
@@ -104,3 +105,60 @@ async def test_a_write_that_cannot_get_the_lock_gives_its_connection_back(tmp_pa
     async with db.write() as conn:  # and writing works again once the lock is free
         await conn.execute(text("SELECT 1"))
     await db.close()
+
+
+async def test_a_read_moved_off_the_loop_keeps_its_snapshot(tmp_path: Path) -> None:
+    """A statement that passes the inline deadline runs again on a thread, inside the same read
+    transaction: it sees the block's snapshot, not a write committed meanwhile."""
+    db = SQLiteDatabase.from_url(f"sqlite:///{tmp_path}/app.db?inline_ms=0")  # every read moves
+    try:
+        async with db.write() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+        slow = text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
+                    "SELECT (SELECT count(*) FROM t) FROM c LIMIT 1 OFFSET 199999")
+        async with db.read() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+            async with db.write() as writer:  # committed while the read block is open
+                await writer.execute(text("INSERT INTO t VALUES (2)"))
+            assert (await conn.execute(slow)).scalar_one() == 1
+        async with db.read() as conn:
+            assert (await conn.execute(slow)).scalar_one() == 2
+    finally:
+        await db.close()
+
+
+async def test_waiting_for_another_process_s_write_lock_leaves_the_loop_free(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+    import threading
+
+    path = tmp_path / "app.db"
+    db = SQLiteDatabase.from_url(f"sqlite:///{path}?busy_timeout_ms=5000")
+    await db.ping()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock for a while
+    threading.Timer(0.3, lambda: holder.execute("ROLLBACK")).start()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    running = asyncio.create_task(ticker())
+    try:
+        async with db.write() as conn:  # waits on a thread until the holder lets go
+            await conn.execute(text("SELECT 1"))
+        assert ticks >= 5, "the event loop stood still while the write waited for the lock"
+    finally:
+        running.cancel()
+        holder.close()
+        await db.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite:///x.db?inline_ms=-1", "sqlite:///x.db?readers=0", "sqlite:///x.db?readers=many"])
+def test_bad_bounds_are_named(url: str) -> None:
+    with pytest.raises(ValueError, match="inline_ms|readers"):
+        SQLiteDatabase.from_url(url)

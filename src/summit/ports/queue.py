@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from summit import telemetry
+
 DEAD_SUFFIX = ".dead"
 DEFAULT_MAX_RECEIVES = 5
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,75}")
@@ -65,6 +67,10 @@ def check_name(name: str) -> str:
 
 class Queue(abc.ABC):
     max_receives: int = DEFAULT_MAX_RECEIVES
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        telemetry.instrument(cls, "queue", {op: op for op in ("send", "receive", "ack", "release", "stats", "purge")})
 
     @classmethod
     @abc.abstractmethod

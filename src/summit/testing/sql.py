@@ -1,11 +1,7 @@
 """The contract every adapter of the sql port passes.
 
-    class TestMyDatabase(DatabaseContract):
-        @pytest.fixture
-        async def db(self):
-            db = MyDatabase.from_url("...")   # a fresh database
-            yield db
-            await db.close()
+    class TestDatabase(DatabaseContract):
+        backend = backend_fixture("sql")      # one run per line of the sql table (summit.testing.backends)
 
 The tables this suite needs are created (and dropped afterwards) by the ``tables`` fixture, with
 SQLAlchemy Core only, so the same tests run on every dialect.
@@ -48,8 +44,15 @@ async def _names(db: Database) -> list[str]:
 
 class DatabaseContract:
     @pytest.fixture
-    def db(self) -> Database:
-        raise NotImplementedError("a subclass provides the `db` fixture: a fresh summit Database")
+    def backend(self):  # noqa: ANN201
+        raise NotImplementedError("a subclass sets `backend = backend_fixture('sql')` (summit.testing.backends)")
+
+    @pytest.fixture
+    async def db(self, backend):  # noqa: ANN001, ANN201
+        """A fresh database of the adapter under test (a subclass may provide its own instead)."""
+        db = backend.open("sql")
+        yield db
+        await db.close()
 
     @pytest.fixture
     async def tables(self, db: Database):
