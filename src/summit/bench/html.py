@@ -6,10 +6,11 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from summit.bench import svg
+from summit.bench import headline, svg
 from summit.bench.report import fmt
 
 NOT_MEASURED = "not measured at this stage"
+UNCOUNTED = "not measured"  # the server exports no such counter (an older server), or none was read
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;max-width:1120px;color:#111827;padding:0 16px}
@@ -51,6 +52,59 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.3f}" if value / base < 10 else f"{value / base:,.1f}"
 
 
+def _ratio_or_none(value: float | None, base: float | None) -> float | None:
+    return value / base if value and base else None
+
+
+def _percent(value: float | None) -> str:
+    return UNCOUNTED if value is None else f"{value * 100:.1f}%"
+
+
+def _counted(row: dict[str, Any], key: str, *, percent: bool = False) -> Any:
+    value = (row.get("counters") or {}).get(key)
+    if value is None:
+        return UNCOUNTED
+    return f"{value * 100:.1f}%" if percent else value
+
+
+def _key_figures(report: dict[str, Any]) -> str:
+    rows = [[f.label, UNCOUNTED if f.value is None else f.value, f.target] for f in headline.figures(report)]
+    return (
+        "<h2>Key figures</h2>"
+        '<p class="muted">Ratios against baselines of this run (so they hold on a shared machine), beside what good looks like '
+        "at stage 1. Counter figures come from the server's <code>/metrics</code>, scraped before and after each measured phase.</p>"
+        + _table(["figure", "value", "stage-1 target"], rows)
+    )
+
+
+def _cache_and_database(report: dict[str, Any]) -> str:
+    mix = ((report.get("extra") or {}).get("counters") or {}).get("mix") or {}
+    parts = ["<h2>Cache and database (the mix's steps, from <code>/metrics</code>)</h2>"]
+    parts.append(
+        _table(
+            ["figure", "value"],
+            [
+                ["cache hit ratio", _percent(report["cache_hit_ratio"])],
+                ["cache lookups", UNCOUNTED if mix.get("cache_lookups") is None else mix["cache_lookups"]],
+                ["share of feed reads reaching the database (GET /api/v1/feed, GET /)", _percent(mix.get("feed_db_share"))],
+                ["share of reads reaching the database", _percent(report["db_read_share"])],
+                ["SQL statements per request", UNCOUNTED if mix.get("sql_statements_per_request") is None else mix["sql_statements_per_request"]],
+            ],
+        )
+    )
+    spaces = mix.get("cache_by_namespace") or {}
+    if spaces:
+        parts.append(_table(["cache namespace", "lookups", "hit ratio"], [[n, s["lookups"], _percent(s["hit_ratio"])] for n, s in spaces.items()]))
+    per_route, shares = mix.get("sql_per_request") or {}, mix.get("db_share_by_route") or {}
+    if per_route or shares:
+        routes = sorted(set(per_route) | set(shares))
+        parts.append(_table(["route", "SQL statements / request", "requests reaching the database"], [[r, per_route.get(r, "-"), _percent(shares.get(r))] for r in routes]))
+    ops = mix.get("port_operations") or {}
+    if ops:
+        parts.append(_table(["port", "operation", "calls"], [[p, op, n] for p, o in ops.items() for op, n in o.items()], left=2))
+    return "".join(parts)
+
+
 def render(report: dict[str, Any]) -> str:
     extra = report.get("extra") or {}
     workload = report.get("workload") or {}
@@ -85,6 +139,7 @@ def render(report: dict[str, Any]) -> str:
         )
     )
     parts.append('<div class="kpis">' + "".join(kpis) + "</div>")
+    parts.append(_key_figures(report))
 
     # ---- raw endpoints and baselines ----
     parts.append("<h2>Single-endpoint throughput (wrk) and baselines</h2>")
@@ -92,20 +147,27 @@ def render(report: dict[str, Any]) -> str:
         '<p class="muted">wrk on one core, the server on the other; each figure also as a ratio of the bare ASGI hello '
         "served by the same server with the same settings, measured in this run.</p>"
     )
-    rows = [[r["name"], f'{r["method"]} {r["path"]}', r["rps"], r["ratio_to_hello"], r["p50_ms"], r["p99_ms"], r.get("cpu_ms_per_request")] for r in report["raw"]]
+    rows = [
+        [r["name"], f'{r["method"]} {r["path"]}', r["rps"], r["ratio_to_hello"], r["p50_ms"], r["p99_ms"], r.get("cpu_ms_per_request"),
+         _counted(r, "sql_statements_per_request"), _counted(r, "cache_hit_ratio", percent=True), r.get("ratio_to_nginx_same_file", "-")]
+        for r in report["raw"]
+    ]
+    photo_kb = f' ({fmt((extra.get("media_photo_bytes") or 0) / 1000)} kB)' if extra.get("media_photo_bytes") else ""
     base_rows = [
-        ["ASGI hello (granian)", "GET /", hello, 1.0 if hello else None, None, None, None],
-        ["nginx static 1 KiB", "GET /1k.bin", baselines.get("nginx_static_rps"), (baselines.get("nginx_static_rps") or 0) / hello if hello and baselines.get("nginx_static_rps") else None, None, None, None],
-        ["redis-benchmark GET/SET", "-", baselines.get("redis_ops"), None, None, None, None],
-        ["pgbench -S", "-", baselines.get("pgbench_tps"), None, None, None, None],
+        ["ASGI hello (granian)", "GET /", hello, 1.0 if hello else None],
+        ["nginx static 1 KiB", "GET /1k.bin", baselines.get("nginx_static_rps"), _ratio_or_none(baselines.get("nginx_static_rps"), hello)],
+        ["nginx the app's photo", f"GET /photo.jpg{photo_kb}", baselines.get("nginx_photo_rps"), _ratio_or_none(baselines.get("nginx_photo_rps"), hello)],
+        ["redis-benchmark GET/SET", "-", baselines.get("redis_ops"), None],
+        ["pgbench -S", "-", baselines.get("pgbench_tps"), None],
     ]
     bl = extra.get("baseline_detail") or {}
     for row in base_rows:
         detail = bl.get(row[0]) or {}
-        row[4], row[5], row[6] = detail.get("p50_ms"), detail.get("p99_ms"), detail.get("cpu_ms_per_request")
+        row += [detail.get("p50_ms"), detail.get("p99_ms"), detail.get("cpu_ms_per_request"), "-", "-", "-"]
         if row[2] is None:
             row[2] = NOT_MEASURED if "redis" in row[0] or "pgbench" in row[0] else "-"
-    parts.append(_table(["endpoint", "request", "req/s", "/ hello", "p50 ms", "p99 ms", "server CPU ms/req"], base_rows + rows, left=2))
+    headers = ["endpoint", "request", "req/s", "/ hello", "p50 ms", "p99 ms", "server CPU ms/req", "SQL statements/req", "cache hits", "/ nginx, same file"]
+    parts.append(_table(headers, base_rows + rows, left=2))
     names = ["ASGI hello", "nginx static"] + [r["name"] for r in report["raw"]]
     values = [hello, baselines.get("nginx_static_rps")] + [r["rps"] for r in report["raw"]]
     parts.append('<div class="charts">' + svg.bar_chart(names, [("req/s", values)], title="Requests per second (log scale)", y_label="req/s", log_y=True, width=1080) + "</div>")
@@ -234,17 +296,7 @@ def render(report: dict[str, Any]) -> str:
         )
     )
 
-    # ---- cache and database ----
-    parts.append("<h2>Cache and database</h2>")
-    parts.append(
-        _table(
-            ["figure", "value"],
-            [
-                ["cache hit ratio", NOT_MEASURED if report["cache_hit_ratio"] is None else f'{report["cache_hit_ratio"] * 100:.1f}%'],
-                ["share of reads reaching the database", NOT_MEASURED if report["db_read_share"] is None else f'{report["db_read_share"] * 100:.1f}%'],
-            ],
-        )
-    )
+    parts.append(_cache_and_database(report))
 
     # ---- notes ----
     if report["notes"]:

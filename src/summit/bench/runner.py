@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from summit.bench import loadgen, mailcodes, procs, wrk
+from summit.bench import headline, loadgen, mailcodes, procs, wrk
 from summit.bench import report as rep
 from summit.bench.net import check_loopback_url
 from summit.bench.options import FAST_ARGON2, BenchError, Options
@@ -74,6 +74,7 @@ def measure(session: Session, started_at: str) -> dict[str, Any]:
     if o.photo_bytes and o.photo_bytes != blueprint.workload.photo_bytes:
         session.notes.append(f"uploads used {o.photo_bytes:,}-byte photos instead of the blueprint's {blueprint.workload.photo_bytes:,} (--photo-bytes)")
     report["notes"] = session.notes
+    extra["headline"] = headline.as_dict(report)
     return report
 
 
