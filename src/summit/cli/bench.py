@@ -33,7 +33,7 @@ def _rates(text: str | None) -> list[float] | None:
 @bench_app.command("run")
 def run(
     url: Annotated[Optional[str], typer.Option(help="A running stage on loopback, e.g. http://127.0.0.1:8000.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", "-d", help="With --url: the stage's data directory, where the bench reads the confirmation codes of the users it seeds.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", "-d", help="With --url: the stage's data directory, where its mail port keeps the seeded users' confirmation codes (default: the blueprint's).")] = None,
     start: Annotated[bool, typer.Option("--start", help="Start the stage here (fresh temporary data, free port), stop it at the end.")] = False,
     stage: StageOpt = None,
     config: ConfigOpt = None,
@@ -166,7 +166,7 @@ def html(
 def profile(
     route: Annotated[str, typer.Argument(help="What to profile, by the raw endpoints' names: healthz, post, feed, media, profile, photo, like, follow, comment.")],
     url: Annotated[Optional[str], typer.Option(help="A running stage on loopback (default: start one here).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", "-d", help="With --url: the stage's data directory (where its mail port keeps the confirmation codes).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", "-d", help="With --url: the stage's data directory, where its mail port keeps the seeded users' confirmation codes (default: the blueprint's).")] = None,
     stage: StageOpt = None,
     config: ConfigOpt = None,
     seconds: Annotated[float, typer.Option(min=1, max=300, help="At most this long under load (and profiled).")] = 10.0,
