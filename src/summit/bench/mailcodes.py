@@ -55,7 +55,7 @@ def open_reader(blueprint: Any) -> CodeReader:
         asyncio.run(mailer.close())
         raise BenchError(
             f"the stage's mail port ({url}) sends mail away and cannot read it back, so the bench cannot confirm the "
-            "users it seeds: benchmark the stage with a mailer that keeps what it sends, e.g. "
-            "SUMMIT_PORTS__MAIL='outbox://{data_dir}/outbox' (or [ports] mail = ... in the blueprint)"
+            "users it seeds: benchmark the stage with a mailer that keeps what it sends, an outbox: set ports.mail "
+            "in the blueprint to 'outbox://{data_dir}/outbox' (the stage 1 default)"
         )
     return CodeReader(mailer, url)
