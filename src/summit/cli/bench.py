@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from summit.cli.main import ConfigOpt, StageOpt, app, console
@@ -70,7 +71,7 @@ def run(
     try:
         report, json_path, html_path = run_bench(options, console)
     except (NotLoopback, BenchError, BlueprintError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: every process the bench started was stopped")
@@ -119,7 +120,7 @@ def compare(
     try:
         ra, rb = load(a), load(b)
     except ReportError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     table = Table(title=f"{a.name}  vs  {b.name}")
     table.add_column("figure")
@@ -155,7 +156,7 @@ def html(
     try:
         report = load(report_path)
     except ReportError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     target = out or report_path.with_suffix(".html")
     target.write_text(html_report.render(report))
@@ -197,7 +198,7 @@ def profile(
     try:
         result = run_profile(options, console)
     except (NotLoopback, BenchError, BlueprintError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: every process the bench started was stopped")
