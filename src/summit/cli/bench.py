@@ -189,7 +189,7 @@ def profile(
     from summit.blueprint import BlueprintError
 
     if route not in ROUTES:
-        console.print(f"[red]error:[/red] unknown route {route!r}; the routes are: {', '.join(ROUTES)}")
+        console.print(f"[red]error:[/red] unknown route {escape(repr(route))}; the routes are: {', '.join(ROUTES)}")
         raise typer.Exit(2)
     options = ProfileOptions(
         route=route, url=url, data_dir=data_dir, stage=stage, config=config, seconds=seconds,
