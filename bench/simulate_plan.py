@@ -26,8 +26,7 @@ from pathlib import Path
 
 import simpy
 
-from summit.bench.plan import load_inputs, make_plans, parse_users
-from summit.bench.plan_demands import load_report, resolve
+from summit.bench.plan import load_inputs, load_report, make_plans, parse_users, resolve
 
 HOP_MS = 0.25  # one network hop inside a zone (LAN round trip)
 COMMIT_MS = 1.0  # WAL flush of a commit (I/O, not CPU)

@@ -2,7 +2,8 @@
 read as a ratio of what the machine and the server do with no application at all:
 
 - a bare ASGI hello (``summit.bench.hello``) served by granian with ``summit up``'s settings;
-- nginx serving a 1 KiB static file (a temporary config on a free loopback port, no daemon);
+- nginx serving a 1 KiB static file, and the photo the app serves (a temporary config on a free
+  loopback port, no daemon);
 - ``redis-benchmark`` and ``pgbench -S``, only against engines that the stage runs.
 """
 
@@ -25,9 +26,11 @@ from summit.bench import procs, wrk
 from summit.bench.net import free_port
 
 
-def wait_http(url: str, *, timeout: float = 30.0, process: procs.Started | None = None) -> None:
-    """Until ``url`` answers 2xx (bounded by ``timeout``); raise if the process died first."""
-    deadline = time.monotonic() + timeout
+def wait_http(url: str, *, timeout: float = 30.0, process: procs.Started | None = None, interval: float = 0.1) -> float:
+    """Until ``url`` answers 2xx (bounded by ``timeout``), polling every ``interval`` seconds;
+    raise if the process died first. Returns the seconds it took."""
+    started = time.monotonic()
+    deadline = started + timeout
     while time.monotonic() < deadline:
         if process is not None and not process.alive():
             tail = ""
@@ -36,10 +39,10 @@ def wait_http(url: str, *, timeout: float = 30.0, process: procs.Started | None 
             raise RuntimeError(f"{process.name} exited with {process.popen.returncode}" + (f"; the end of its log:\n{tail}" if tail else ""))
         try:
             if httpx.get(url, timeout=1).is_success:
-                return
+                return time.monotonic() - started
         except httpx.HTTPError:
             pass
-        time.sleep(0.1)
+        time.sleep(interval)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
@@ -112,16 +115,22 @@ http {{
 """
 
 
-def nginx_static(workdir: Path, *, seconds: float, server_core: int | None, client_core: int | None, watch: Watch | None = None) -> Measured:
+def nginx_files(
+    workdir: Path, files: dict[str, bytes], *, seconds: float, server_core: int | None, client_core: int | None, watch: Watch | None = None
+) -> dict[str, Measured]:
+    """nginx serving each of ``files`` (name -> bytes) in turn from one temporary root, one wrk
+    run per file: the 1 KiB static baseline, and the very photo the app serves."""
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if binary is None:
-        return Measured(None, note="nginx is not installed (scripts/install.sh --bench installs it): no static baseline")
+        missing = Measured(None, note="nginx is not installed (scripts/install.sh --bench installs it): no static baseline")
+        return dict.fromkeys(files, missing)
     base = Path(tempfile.mkdtemp(prefix="nginx-", dir=workdir))
     base.chmod(0o755)
     (base / "www").mkdir()
     (base / "www").chmod(0o755)
-    (base / "www" / "1k.bin").write_bytes(b"x" * 1024)
-    (base / "www" / "1k.bin").chmod(0o644)
+    for name, data in files.items():
+        (base / "www" / name).write_bytes(data)
+        (base / "www" / name).chmod(0o644)
     port = free_port()
     user = "user root;" if os.geteuid() == 0 else ""
     (base / "nginx.conf").write_text(NGINX_CONF.format(dir=base, port=port, user=user))
@@ -130,9 +139,13 @@ def nginx_static(workdir: Path, *, seconds: float, server_core: int | None, clie
     if watch:
         watch("nginx", proc.pid)
     try:
-        wait_http(f"http://127.0.0.1:{port}/1k.bin", process=proc)
-        result, cpu = measure_wrk(f"http://127.0.0.1:{port}/1k.bin", proc.pid, seconds=seconds, client_core=client_core)
-        return Measured(result.good_rps, result.p50_ms, result.p99_ms, cpu)
+        out = {}
+        for name in files:
+            url = f"http://127.0.0.1:{port}/{name}"
+            wait_http(url, process=proc)
+            result, cpu = measure_wrk(url, proc.pid, seconds=seconds, client_core=client_core)
+            out[name] = Measured(result.good_rps, result.p50_ms, result.p99_ms, cpu)
+        return out
     finally:
         proc.stop(grace=5, sig=15)
 

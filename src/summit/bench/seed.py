@@ -10,7 +10,9 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 from PIL import Image
 
 from summit.bench.http import HttpClient, multipart
@@ -113,6 +115,87 @@ def _path(url: str) -> str:
     return url
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class _Seeder:
+    """The seeding's steps, in order, each a phase of bounded concurrency; ``out`` collects."""
+
+    def __init__(self, client: HttpClient, *, concurrency: int, progress: Callable[[str, int, int], None],
+                 max_error_ratio: float, mailed_code: Callable[[str], Awaitable[str | None]] | None):
+        self.client = client
+        self.concurrency = concurrency
+        self.progress = progress
+        self.max_error_ratio = max_error_ratio
+        self.mailed_code = mailed_code
+        self.out = Seeded("b" + secrets.token_hex(3))
+
+    async def phase(self, name: str, items: list, fn: Callable[[Any], Awaitable[bool]]) -> None:
+        """``fn`` on every item; SeedError if more than ``max_error_ratio`` of them fail."""
+        counts = {"done": 0, "failed": 0}
+
+        async def run(item: Any) -> None:
+            try:
+                ok = await fn(item)
+            except Exception:  # noqa: BLE001
+                ok = False
+            counts["done"] += 1
+            counts["failed"] += 0 if ok else 1
+            self.progress(name, counts["done"], len(items))
+
+        self.progress(name, 0, len(items))
+        await _bounded(items, run, self.concurrency)
+        self.out.errors += counts["failed"]
+        if items and counts["failed"] / len(items) > self.max_error_ratio:
+            raise SeedError(f"seeding {name}: {counts['failed']} of {len(items)} requests failed")
+
+    async def sign_up(self, i: int) -> bool:
+        """Sign up, confirm with the mailed code (when the stage mails one), log in."""
+        name = f"{self.out.prefix}_{i:05d}"
+        body = orjson.dumps({"username": name, "email": f"{name}@example.com", "password": PASSWORD})
+        if (await self.client.request("POST", "/api/v1/accounts", headers=JSON_HEADERS, body=body)).status != 201:
+            return False
+        if self.mailed_code is not None:
+            code = await self.mailed_code(f"{name}@example.com")
+            confirm = orjson.dumps({"login": name, "code": code or ""})
+            if (await self.client.request("POST", "/api/v1/accounts/confirm", headers=JSON_HEADERS, body=confirm)).status != 200:
+                return False
+        r = await self.client.request("POST", "/api/v1/sessions", headers=JSON_HEADERS, body=orjson.dumps({"login": name, "password": PASSWORD}))
+        if r.status != 201:
+            return False
+        self.out.users.append(SeedUser(name, r.json()["token"]))
+        return True
+
+    async def follow(self, pair: tuple[SeedUser, SeedUser]) -> bool:
+        user, target = pair
+        r = await self.client.request("PUT", f"/api/v1/users/{target.username}/follow", headers=user.auth)
+        self.out.follows += r.status == 200
+        return r.status == 200
+
+    async def post(self, job: tuple[int, SeedUser, bytes]) -> bool:
+        i, author, photo = job
+        body, content_type = multipart({"caption": f"seed photo {i} #summit #bench{i % 10}"}, {"photo": ("photo.jpg", photo, "image/jpeg")})
+        r = await self.client.request("POST", "/api/v1/posts", headers={**author.auth, "Content-Type": content_type}, body=body)
+        if r.status != 201:
+            return False
+        data = r.json()
+        self.out.posts.append(SeedPost(data["id"], author.username, _path(data["photo_url"])))
+        return True
+
+    async def like(self, job: tuple[SeedUser, SeedPost]) -> bool:
+        user, p = job
+        r = await self.client.request("PUT", f"/api/v1/posts/{p.id}/like", headers=user.auth)
+        self.out.likes += r.status == 200
+        return r.status == 200
+
+    async def comment(self, job: tuple[SeedUser, SeedPost, int]) -> bool:
+        user, p, i = job
+        body = orjson.dumps({"body": f"nice one ({i})"})
+        r = await self.client.request("POST", f"/api/v1/posts/{p.id}/comments", headers={**user.auth, **JSON_HEADERS}, body=body)
+        self.out.comments += r.status == 201
+        return r.status == 201
+
+
 async def seed(
     client: HttpClient,
     *,
@@ -131,106 +214,23 @@ async def seed(
     more than ``max_error_ratio`` of the requests of a phase fail. ``mailed_code(email)`` reads the
     confirmation code the stage mailed (new accounts must be confirmed before they sign in)."""
     rng = random.Random(rng_seed)
-    prefix = "b" + secrets.token_hex(3)
-    out = Seeded(prefix)
-    report = progress or (lambda *_: None)
-
-    async def phase(name: str, items: list, fn: Callable) -> None:
-        done = 0
-        failed = 0
-
-        async def run(item):  # noqa: ANN001, ANN202
-            nonlocal done, failed
-            try:
-                ok = await fn(item)
-            except Exception:  # noqa: BLE001
-                ok = False
-            done += 1
-            failed += 0 if ok else 1
-            report(name, done, len(items))
-
-        report(name, 0, len(items))
-        await _bounded(items, run, concurrency)
-        out.errors += failed
-        if items and failed / len(items) > max_error_ratio:
-            raise SeedError(f"seeding {name}: {failed} of {len(items)} requests failed")
-
-    json_headers = {"Content-Type": "application/json"}
-
-    async def sign_up(i: int) -> bool:
-        import orjson
-
-        name = f"{prefix}_{i:05d}"
-        body = orjson.dumps({"username": name, "email": f"{name}@example.com", "password": PASSWORD})
-        r = await client.request("POST", "/api/v1/accounts", headers=json_headers, body=body)
-        if r.status != 201:
-            return False
-        if mailed_code is not None:
-            code = await mailed_code(f"{name}@example.com")
-            confirm = orjson.dumps({"login": name, "code": code or ""})
-            if (await client.request("POST", "/api/v1/accounts/confirm", headers=json_headers, body=confirm)).status != 200:
-                return False
-        r = await client.request("POST", "/api/v1/sessions", headers=json_headers, body=orjson.dumps({"login": name, "password": PASSWORD}))
-        if r.status != 201:
-            return False
-        out.users.append(SeedUser(name, r.json()["token"]))
-        return True
-
-    await phase("users", list(range(users)), sign_up)
+    s = _Seeder(client, concurrency=concurrency, progress=progress or (lambda *_: None), max_error_ratio=max_error_ratio, mailed_code=mailed_code)
+    out = s.out
+    await s.phase("users", list(range(users)), s.sign_up)
     if len(out.users) < 2:
         raise SeedError("seeding made fewer than two users")
     out.users.sort(key=lambda u: u.username)
-
     pairs = []
     for user in out.users:
         others = [u for u in out.users if u is not user]
-        for target in rng.sample(others, min(follows_per_user, len(others))):
-            pairs.append((user, target))
-
-    async def follow(pair) -> bool:  # noqa: ANN001
-        user, target = pair
-        r = await client.request("PUT", f"/api/v1/users/{target.username}/follow", headers=user.auth)
-        out.follows += r.status == 200
-        return r.status == 200
-
-    await phase("follows", pairs, follow)
-
+        pairs += [(user, target) for target in rng.sample(others, min(follows_per_user, len(others)))]
+    await s.phase("follows", pairs, s.follow)
     photos = [small_jpeg(i) for i in range(min(posts, 20))]
     authors = [rng.choice(out.users) for _ in range(posts)]
-
-    async def post(i: int) -> bool:
-        author = authors[i]
-        body, content_type = multipart({"caption": f"seed photo {i} #summit #bench{i % 10}"}, {"photo": ("photo.jpg", photos[i % len(photos)], "image/jpeg")})
-        r = await client.request("POST", "/api/v1/posts", headers={**author.auth, "Content-Type": content_type}, body=body)
-        if r.status != 201:
-            return False
-        data = r.json()
-        out.posts.append(SeedPost(data["id"], author.username, _path(data["photo_url"])))
-        return True
-
-    await phase("posts", list(range(posts)), post)
+    await s.phase("posts", [(i, authors[i], photos[i % len(photos)]) for i in range(posts)], s.post)
     if not out.posts:
         raise SeedError("seeding made no post")
-
-    like_jobs = [(rng.choice(out.users), rng.choice(out.posts)) for _ in range(int(len(out.posts) * likes_per_post))]
-
-    async def like(job) -> bool:  # noqa: ANN001
-        user, p = job
-        r = await client.request("PUT", f"/api/v1/posts/{p.id}/like", headers=user.auth)
-        out.likes += r.status == 200
-        return r.status == 200
-
-    await phase("likes", like_jobs, like)
-
+    await s.phase("likes", [(rng.choice(out.users), rng.choice(out.posts)) for _ in range(int(len(out.posts) * likes_per_post))], s.like)
     comment_jobs = [(rng.choice(out.users), rng.choice(out.posts), i) for i in range(int(len(out.posts) * comments_per_post))]
-
-    async def comment(job) -> bool:  # noqa: ANN001
-        import orjson
-
-        user, p, i = job
-        r = await client.request("POST", f"/api/v1/posts/{p.id}/comments", headers={**user.auth, **json_headers}, body=orjson.dumps({"body": f"nice one ({i})"}))
-        out.comments += r.status == 201
-        return r.status == 201
-
-    await phase("comments", comment_jobs, comment)
+    await s.phase("comments", comment_jobs, s.comment)
     return out

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from summit.cli.main import ConfigOpt, StageOpt, app, console
@@ -33,7 +34,7 @@ def _rates(text: str | None) -> list[float] | None:
 @bench_app.command("run")
 def run(
     url: Annotated[Optional[str], typer.Option(help="A running stage on loopback, e.g. http://127.0.0.1:8000.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", "-d", help="With --url: the stage's data directory, where the bench reads the confirmation codes of the users it seeds.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", "-d", help="With --url: the stage's data directory, where its mail port keeps the seeded users' confirmation codes (default: the blueprint's).")] = None,
     start: Annotated[bool, typer.Option("--start", help="Start the stage here (fresh temporary data, free port), stop it at the end.")] = False,
     stage: StageOpt = None,
     config: ConfigOpt = None,
@@ -55,7 +56,7 @@ def run(
     With --start, the stage runs here pinned to one core, and the load generators to the other.
     """
     from summit.bench.net import NotLoopback
-    from summit.bench.runner import BenchError, Options
+    from summit.bench.options import BenchError, Options
     from summit.bench.runner import run as run_bench
     from summit.blueprint import BlueprintError
 
@@ -70,7 +71,7 @@ def run(
     try:
         report, json_path, html_path = run_bench(options, console)
     except (NotLoopback, BenchError, BlueprintError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: every process the bench started was stopped")
@@ -80,6 +81,7 @@ def run(
 
 
 def _summary(report: dict) -> None:
+    from summit.bench import headline
     from summit.bench.report import fmt
 
     hello = report["baselines"].get("asgi_hello_rps")
@@ -97,6 +99,13 @@ def _summary(report: dict) -> None:
         table.add_row(f"{tier}: CPU ms per request", fmt(demand["cpu_ms_per_request"]), "")
     table.add_row("client was the bottleneck", fmt(report["client_bottleneck"]), "")
     console.print(table)
+    key = Table(title="key figures", show_header=True)
+    key.add_column("figure")
+    key.add_column("value", justify="right")
+    key.add_column("stage-1 target", justify="right")
+    for figure in headline.figures(report):
+        key.add_row(figure.label, "not measured" if figure.value is None else fmt(figure.value), figure.target)
+    console.print(key)
 
 
 @bench_app.command("compare")
@@ -105,12 +114,13 @@ def compare(
     b: Annotated[Path, typer.Argument(help="Second report (JSON).")],
 ) -> None:
     """Two runs side by side (e.g. stage 1 against stage 10k), with B/A ratios."""
+    from summit.bench import headline
     from summit.bench.report import ReportError, compare_rows, fmt, load
 
     try:
         ra, rb = load(a), load(b)
     except ReportError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     table = Table(title=f"{a.name}  vs  {b.name}")
     table.add_column("figure")
@@ -119,9 +129,19 @@ def compare(
     table.add_column("B / A", justify="right")
     for label, va, vb, ratio in compare_rows(ra, rb):
         table.add_row(label, fmt(va), fmt(vb), fmt(ratio))
+    key = Table(title="key figures (ratios against baselines of the same run)")
+    key.add_column("figure")
+    key.add_column("stage-1 target", justify="right")
+    key.add_column(f"A: stage {ra['stage']}", justify="right")
+    key.add_column(f"B: stage {rb['stage']}", justify="right")
+    key.add_column("B / A", justify="right")
+    for label, target, va, vb, ratio in headline.compare(ra, rb):
+        key.add_row(label, target, "not measured" if va is None else fmt(va), "not measured" if vb is None else fmt(vb), fmt(ratio))
     from rich.console import Console
 
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    out.print(key)
 
 
 @bench_app.command("html")
@@ -136,8 +156,63 @@ def html(
     try:
         report = load(report_path)
     except ReportError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     target = out or report_path.with_suffix(".html")
     target.write_text(html_report.render(report))
     console.print(f"wrote {target}")
+
+
+@bench_app.command("profile")
+def profile(
+    route: Annotated[str, typer.Argument(help="What to profile, by the raw endpoints' names: healthz, post, feed, media, profile, photo, like, follow, comment.")],
+    url: Annotated[Optional[str], typer.Option(help="A running stage on loopback (default: start one here).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", "-d", help="With --url: the stage's data directory, where its mail port keeps the seeded users' confirmation codes (default: the blueprint's).")] = None,
+    stage: StageOpt = None,
+    config: ConfigOpt = None,
+    seconds: Annotated[float, typer.Option(min=1, max=300, help="At most this long under load (and profiled).")] = 10.0,
+    requests: Annotated[int, typer.Option(min=1, max=10_000_000, help="At most this many requests.")] = 20_000,
+    connections: Annotated[int, typer.Option(min=1, max=512, help="Connections sending requests back to back.")] = 16,
+    top: Annotated[int, typer.Option(min=1, max=100, help="Functions to list by their own time.")] = 12,
+    out: Annotated[Path, typer.Option(help="Where to save the flame graph (SVG) and the collapsed stacks.")] = Path("bench/results"),
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary directory (data, server and py-spy logs).")] = False,
+) -> None:
+    """Profile one route under a bounded load (py-spy on the server) and save a flame graph.
+
+    Starts the stage here (or uses --url), seeds it lightly, sends ROUTE's request from a closed
+    loop, and prints where the flame graph is and the functions with the most time of their own.
+    """
+    from summit.bench.net import NotLoopback
+    from summit.bench.options import BenchError
+    from summit.bench.profile import ROUTES, ProfileOptions
+    from summit.bench.profile import profile as run_profile
+    from summit.blueprint import BlueprintError
+
+    if route not in ROUTES:
+        console.print(f"[red]error:[/red] unknown route {escape(repr(route))}; the routes are: {', '.join(ROUTES)}")
+        raise typer.Exit(2)
+    options = ProfileOptions(
+        route=route, url=url, data_dir=data_dir, stage=stage, config=config, seconds=seconds,
+        max_requests=requests, connections=connections, top=top, out=out, keep=keep,
+    )
+    try:
+        result = run_profile(options, console)
+    except (NotLoopback, BenchError, BlueprintError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: every process the bench started was stopped")
+        raise typer.Exit(130) from None
+    rate = result.requests / result.seconds if result.seconds else 0.0
+    console.print(
+        f"profiled with {result.profiler}: {result.requests:,} requests in {result.seconds:.1f} s ({rate:,.0f} req/s, "
+        f"{result.errors} errors), {result.samples:,} samples of the server"
+    )
+    table = Table(title=f"{route}: functions by their own time", show_header=True)
+    table.add_column("own samples", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("function")
+    for name, samples, share in result.top:
+        table.add_row(f"{samples:,}", f"{share * 100:.1f}%", name)
+    console.print(table)
+    console.print(f"flame graph: {result.svg_path}\nstacks:      {result.stacks_path}")

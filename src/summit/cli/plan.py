@@ -13,11 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from summit.bench import plan_chart, plan_render
-from summit.bench.plan import apply_settings, load_inputs, make_plans, parse_users, sweep
-from summit.bench.plan_check import check as check_report
-from summit.bench.plan_demands import load_report
-from summit.bench.plan_model import PlanError
+from summit.bench.plan import PlanError, apply_settings, load_inputs, load_report, make_plans, parse_users, sweep
+from summit.bench.plan import chart as plan_chart
+from summit.bench.plan.check import check as check_report
+from summit.bench.plan import render as plan_render
 from summit.cli.main import ConfigOpt, app, console
 
 plan_app = typer.Typer(

@@ -6,11 +6,10 @@ import math
 
 import pytest
 
-from summit.bench.plan import apply_settings, make_plans, parse_users, sweep, SERIES
-from summit.bench.plan_demands import resolve
-from summit.bench.plan_model import Assumptions, PlanError, compute, daily_per_dau, talk_stage
-from summit.bench.plan_queueing import erlang_c, max_rate, p99_ms, servers_needed
-from summit.bench.plan_stages import first_users
+from summit.bench.plan import SERIES, Assumptions, PlanError, apply_settings, make_plans, parse_users, resolve, sweep
+from summit.bench.plan.model import compute, daily_per_dau, talk_stage
+from summit.bench.plan.queueing import erlang_c, max_rate, p99_ms, servers_needed
+from summit.bench.plan.stages import first_users
 from summit.blueprint.model import Workload
 
 # a user model whose figures divide evenly: 120 requests per daily active, writes 1/100 of them

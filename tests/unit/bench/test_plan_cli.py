@@ -12,10 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 import summit.cli.plan  # noqa: F401  (registers `plan`)
-from summit.bench.plan import SERIES, load_inputs, make_plans
-from summit.bench.plan_check import check, measured_capacity
-from summit.bench.plan_demands import load_report, resolve
-from summit.bench.plan_model import PlanError
+from summit.bench.plan import SERIES, PlanError, load_inputs, load_report, make_plans, resolve
+from summit.bench.plan.check import check, measured_capacity
 from summit.blueprint.model import Workload
 from summit.cli import main
 

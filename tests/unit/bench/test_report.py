@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from summit.bench import html, report
-from summit.bench.runner import client_bound, overall_client_bottleneck, planned_rates, weighted
+from summit.bench.phases.demands import weighted
+from summit.bench.phases.mix import client_bound, overall_client_bottleneck, planned_rates
 
 
 def step(rate: float, p99: float, errors: float = 0.0, *, target: float = 250, max_err: float = 0.001, **kw) -> dict:  # noqa: ANN003

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from summit.bench.plan_queueing import p99_ms, servers_needed
+from summit.bench.plan.queueing import p99_ms, servers_needed
 
 DAY_S = 86_400
 STAGES = ("1", "1+", "1k", "10k", "500k", "1m", "5m", "10m")

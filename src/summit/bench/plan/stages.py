@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from summit.bench.plan_model import STAGE_USERS, STAGES, Assumptions, compute, stage_index
+from summit.bench.plan.model import STAGE_USERS, STAGES, Assumptions, compute, stage_index
 
 MAX_USERS = 10**10
 

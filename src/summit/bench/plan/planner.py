@@ -1,14 +1,11 @@
-"""``summit plan``: what the service needs at any number of users, from one to ten million and on.
+"""The planner's entry points: from the inputs to one plan per user count, and the sweep the chart draws.
 
 Inputs: the blueprint's user model (``[workload]``), the planner's assumptions (``Assumptions``:
 defaults with their sources, overridden by a ``[plan]`` table in the blueprint file or by
 ``--set NAME=VALUE``), and per-request service demands (measured by ``summit bench`` where a
 report is given, published or assumed otherwise; every figure says which).
 
-The modules: ``plan_model`` (the arithmetic), ``plan_queueing`` (utilisation law, M/M/c),
-``plan_demands`` (bench reports and published figures), ``plan_stages`` (seed stage, ceilings, next
-bottleneck), ``plan_check`` (model against a measured capacity), ``plan_chart`` (SVG/HTML) and
-``plan_render`` (tables).
+The other modules of the package are listed in ``summit.bench.plan``.
 """
 
 from __future__ import annotations
@@ -22,9 +19,9 @@ from typing import Any
 
 from summit.blueprint import BlueprintError, load_blueprint
 from summit.blueprint.model import DEFAULT_FILE, Workload
-from summit.bench.plan_demands import resolve
-from summit.bench.plan_model import STAGES, Assumptions, PlanError, compute, talk_stage
-from summit.bench.plan_stages import MAX_USERS, crossings, next_bottleneck, stage_of
+from summit.bench.plan.demands import resolve
+from summit.bench.plan.model import STAGES, Assumptions, PlanError, compute, talk_stage
+from summit.bench.plan.stages import MAX_USERS, crossings, next_bottleneck, stage_of
 
 __all__ = ["STAGES", "Assumptions", "PlanError", "apply_settings", "load_inputs", "make_plans", "parse_users", "sweep", "talk_stage"]
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from summit.bench.plan_model import stage_index
+from summit.bench.plan.model import stage_index
 
 Plan = Mapping[str, Any]
 

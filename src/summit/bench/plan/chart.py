@@ -9,8 +9,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from summit.bench.plan import SERIES
-from summit.bench.plan_model import PlanError, STAGE_USERS
+from summit.bench.plan.planner import SERIES
+from summit.bench.plan.model import PlanError, STAGE_USERS
 
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563")
 FONT = 'font-family="system-ui,-apple-system,Segoe UI,Roboto,sans-serif"'
@@ -83,7 +83,7 @@ def svg(data: Mapping[str, Sequence[float]], *, marks: Sequence[int] = (), title
 
 def html(data: Mapping[str, Sequence[float]], plans: Sequence[Mapping[str, Any]] = (), *, marks: Sequence[int] = ()) -> str:
     """A self-contained page: the chart, and the series' values at each decade and planned count."""
-    from summit.bench.plan import series_value
+    from summit.bench.plan.planner import series_value
 
     rows = []
     for u in sorted({*(u for u in data["users"] if math.log10(u).is_integer())}):

@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from summit.bench.plan_demands import KIND_KEYS, measured_tiers, number
-from summit.bench.plan_model import PlanError, daily_per_dau
-from summit.bench.plan_queueing import max_rate, p99_ms
+from summit.bench.plan.demands import KIND_KEYS, measured_tiers, number
+from summit.bench.plan.model import PlanError, daily_per_dau
+from summit.bench.plan.queueing import max_rate, p99_ms
 from summit.blueprint.model import Workload
 
 TOLERANCE = 0.25

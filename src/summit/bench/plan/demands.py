@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from summit.bench.plan_model import ENGINES, PlanError
+from summit.bench.plan.model import ENGINES, PlanError
 
 # tier -> kind -> (CPU ms, source)
 PUBLISHED: dict[str, dict[str, tuple[float, str]]] = {

@@ -1,0 +1,173 @@
+"""The phases of ``summit bench run``, each on its own inputs: the raw endpoints' requests, a mix
+step's figures, the demands, the counters filled into the report, the stage's blueprint, and the
+key figures."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from rich.console import Console
+
+from summit.bench import counters, headline, html, loadgen, report
+from summit.bench.options import Options
+from summit.bench.phases import assemble, demands, mix, raw, stage
+from summit.bench.phases.baselines import stage_engines
+from summit.bench.phases.seeding import MediaPhoto
+from summit.bench.seed import Seeded, SeedPost, SeedUser
+from summit.bench.session import Session
+from summit.blueprint import load_blueprint
+
+DATA = Seeded("bx", users=[SeedUser("bx_00000", "tok0"), SeedUser("bx_00001", "tok1")], posts=[SeedPost("42", "bx_00000", "/media/p/small.jpg")])
+MEDIA = MediaPhoto("/media/p/big.jpg", b"\xff\xd8" + b"x" * 1000)
+
+
+@pytest.fixture
+def session(tmp_path: Path):  # noqa: ANN201
+    s = Session(Options(duration=2.0, out=tmp_path), Console(file=io.StringIO()))
+    yield s
+    s.cleanup()
+
+
+# ---- raw endpoints ----
+def test_every_raw_endpoint_has_a_distinct_short_name_and_a_request() -> None:
+    assert len(raw.BY_KEY) == len(raw.ENDPOINTS)
+    assert {"healthz", "post", "feed", "media", "photo", "profile", "like", "follow", "comment"} <= set(raw.BY_KEY)
+    for endpoint in raw.ENDPOINTS:
+        path, headers, body = raw.request_of(endpoint, DATA, MEDIA)
+        assert path.startswith("/")
+        assert ("Authorization" in headers) == endpoint.auth
+        assert (headers.get("Content-Type") == "application/json") == (body is not None)
+
+
+def test_raw_requests_are_warm_and_the_media_one_needs_the_photo() -> None:
+    assert raw.request_of(raw.BY_KEY["healthz"], DATA, None) == ("/healthz", {}, None)
+    assert raw.request_of(raw.BY_KEY["feed"], DATA, None) == ("/api/v1/feed", {"Authorization": "Bearer tok0"}, None)
+    assert raw.request_of(raw.BY_KEY["post"], DATA, None)[0] == "/api/v1/posts/42"
+    assert raw.request_of(raw.BY_KEY["photo"], DATA, None)[0] == "/media/p/small.jpg"
+    assert raw.request_of(raw.BY_KEY["media"], DATA, MEDIA)[0] == "/media/p/big.jpg"
+    assert raw.request_of(raw.BY_KEY["media"], DATA, None) is None  # no photo posted: the run skips it
+
+
+# ---- a mix step ----
+def results(n: int, *, latency: float = 0.01, failed: int = 0) -> list[loadgen.Result]:
+    out = []
+    for i in range(n):
+        bad = i < failed
+        out.append(loadgen.Result("feed", i * 0.1, i * 0.1, i * 0.1 + latency, 0 if bad else 200, not bad, "timeout" if bad else "", i * 0.1))
+    return out
+
+
+def test_a_step_is_summarized_from_its_results_and_cpu(session: Session) -> None:
+    workload = load_blueprint(environ={}).workload
+    u0 = mix._Usage(busy=10.0, wait=None, client=1.0, server=0.0, wall=100.0)
+    u1 = mix._Usage(busy=11.0, wait=None, client=1.2, server=0.0, wall=102.0)
+    step = mix.summarize_step(session, 10.0, results(20), 0.0, u0, u1, workload)
+    assert set(step) >= set(report.STEP_KEYS)
+    assert step["held"] and not step["client_bound"]
+    assert step["achieved_rps"] == pytest.approx(10.0) and step["answered"] == 20
+    assert step["client_cpu"] == pytest.approx(0.1)
+    assert step["server_cpu"] is None and step["server_cpu_seconds"] is None  # no server process seen
+    assert step["other_cpu"] == pytest.approx(0.4)
+    failing = mix.summarize_step(session, 10.0, results(20, failed=2), 0.0, u0, u1, workload)
+    assert not failing["held"] and failing["errors_by_kind"] == {"timeout": 2}
+
+
+# ---- demands ----
+def test_demands_come_from_the_held_steps_and_the_probes() -> None:
+    bp = load_blueprint(environ={})
+    rows = [{"key": k, "cpu_ms_per_request": v} for k, v in {"feed": 2.0, "photo": 1.0, "profile": 3.0, "like": 5.0, "comment": 7.0, "follow": 6.0}.items()]
+    probe = {"upload_web_ms": 40.0, "upload_worker_ms": 100.0, "signup_ms": 150.0}
+    cpu = demands.per_scenario_cpu(rows, probe)
+    assert cpu["photo"] == 1.0 and cpu["signup"] == 150.0 and cpu["post_photo"] == 140.0
+    steps = [
+        {"held": True, "server_cpu_seconds": 1.0, "answered": 500},
+        {"held": True, "server_cpu_seconds": 3.0, "answered": 1000},
+        {"held": False, "server_cpu_seconds": 9.0, "answered": 100},  # not held: not counted
+    ]
+    found = demands.app_demands(steps, cpu, probe, 300 << 20, bp)
+    assert found["app"]["cpu_ms_per_request"] == pytest.approx(4000 / 1500)
+    assert found["app"]["cpu_ms_per_read"] == pytest.approx(0.4 * 2 + 0.4 * 1 + 0.2 * 3)
+    assert found["app"]["rss_bytes"] == 300 << 20 and set(found["app"]) >= set(report.DEMAND_KEYS)
+    assert found["worker"]["cpu_ms_per_upload"] == 100.0 and found["worker"]["in_process"] is True
+    assert demands.app_demands([{"held": False, "server_cpu_seconds": 1.0, "answered": 0}], cpu, probe, 0, bp) == {}
+    assert "worker" not in demands.app_demands(steps, cpu, {**probe, "upload_worker_ms": None}, 0, bp)
+
+
+# ---- counters into the report ----
+def exposition(scale: int = 1, *, with_new: bool = True) -> counters.Snapshot:
+    """A scrape of a server that answered 4 feed reads per ``scale``, 1 of them with 2 SQL
+    statements, and 3 cache hits and 1 miss (``scale`` 0: the scrape before the phase)."""
+    registry = CollectorRegistry()
+    requests = Counter("summit_http_requests", "r", ["method", "route", "status"], registry=registry)
+    requests.labels("GET", "/api/v1/feed", "200").inc(4 * scale)
+    if with_new:
+        cache = Counter("summit_cache_lookups", "c", ["namespace", "result"], registry=registry)
+        cache.labels("feed", "hit").inc(3 * scale)
+        cache.labels("feed", "miss").inc(1 * scale)
+        Counter("summit_sql_statements", "s", ["method", "route"], registry=registry).labels("GET", "/api/v1/feed").inc(2 * scale)
+        Counter("summit_http_requests_reaching_sql", "q", ["method", "route"], registry=registry).labels("GET", "/api/v1/feed").inc(scale)
+        Counter("summit_port_operations", "o", ["port", "operation"], registry=registry)
+    return counters.parse(generate_latest(registry).decode())
+
+
+def test_the_mix_counters_fill_the_report(session: Session) -> None:
+    r = report.empty_report("1", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
+    steps = [counters.delta(exposition(0), exposition(1)), counters.delta(exposition(1), exposition(3))]
+    assemble.fill_counters(r, session, steps, [{"name": "feed", "counters": {"sql_statements_per_request": 0.5}}])
+    assert r["cache_hit_ratio"] == 0.75 and r["db_read_share"] == 0.25
+    assert r["extra"]["counters"]["mix"]["feed_db_share"] == 0.25
+    assert r["extra"]["counters"]["raw"]["feed"] == {"sql_statements_per_request": 0.5}
+    assert not any("not measured" in n for n in session.notes)
+
+
+def test_an_older_server_leaves_the_figures_not_measured_and_says_so(session: Session) -> None:
+    r = report.empty_report("1", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
+    old = counters.delta(exposition(0, with_new=False), exposition(1, with_new=False))
+    assemble.fill_counters(r, session, [old], [])
+    assert r["cache_hit_ratio"] is None and r["db_read_share"] is None
+    assert any("cache hit ratio" in n and "not measured" in n and "summit_cache_lookups_total" in n for n in session.notes)
+    page = html.render(r)
+    assert "Cache and database" in page and "not measured" in page
+
+
+# ---- the stage ----
+def test_a_stage_started_here_uses_its_own_data_and_ignores_summit_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUMMIT_PORTS__MAIL", "smtp://mail.example.com")  # not passed to the server started here
+    bp = stage.blueprint_for(Options(start=True), tmp_path / "work")
+    assert bp.data_dir == tmp_path / "work" / "data"
+    assert bp.port_url("mail") == f"outbox://{tmp_path}/work/data/outbox"
+    (tmp_path / "summit.toml").write_text('[workload]\np99_target_ms = 400\n')
+    assert stage.blueprint_for(Options(start=True), tmp_path / "work").workload.p99_target_ms == 400  # ./summit.toml is passed on
+    assert stage.config_file(Options(start=True)) == tmp_path / "summit.toml"
+
+
+def test_only_redis_and_postgresql_have_engine_baselines() -> None:
+    assert stage_engines(load_blueprint(environ={})) == {}
+    bp = load_blueprint(environ={}, overrides={"ports": {"cache": "redis://127.0.0.1:6379/0"}})
+    assert stage_engines(bp) == {"redis": "redis://127.0.0.1:6379/0"}
+
+
+# ---- key figures ----
+def test_key_figures_are_ratios_of_the_same_run() -> None:
+    r = report.empty_report("1", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
+    r["baselines"]["asgi_hello_rps"] = 10_000.0
+    r["capacity_rps"] = 400.0
+    r["raw"] = [
+        {"name": "healthz", "key": "healthz", "ratio_to_hello": 0.5},
+        {"name": "feed", "key": "feed", "ratio_to_hello": 0.1, "counters": {"sql_statements_per_request": 0.0}},
+        {"name": "media 200k", "key": "media", "ratio_to_hello": 0.2, "ratio_to_nginx_same_file": 0.35},
+    ]
+    r["extra"] = {"stage": {"rss_at_rest_bytes": 120_000_000, "first_start_s": 1.5, "restart_s": None}}
+    figs = {f.key: f.value for f in headline.figures(r)}
+    assert figs["healthz_per_hello"] == 0.5 and figs["feed_per_hello"] == 0.1 and figs["media_per_nginx"] == 0.35
+    assert figs["mix_per_hello"] == pytest.approx(0.04)
+    assert figs["sql_per_warm_feed"] == 0.0  # measured zero, not "not measured"
+    assert figs["rss_at_rest_mb"] == 120.0 and figs["first_start_s"] == 1.5
+    assert figs["post_per_hello"] is None and figs["restart_s"] is None and figs["cache_hit_ratio"] is None
+    old = report.empty_report("1", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
+    rows = {label: (va, vb, ratio) for label, _, va, vb, ratio in headline.compare(old, r)}
+    assert rows["GET /healthz / ASGI hello"] == (None, 0.5, None)

@@ -1,0 +1,47 @@
+"""A whole ``summit bench run --start`` and ``summit bench profile``, as small as they go: a real
+stage started here, seeded through its API (codes read through its mail port), measured, stopped.
+Bounded to tens of seconds; no figure is asserted, only that each is there or says why not."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from summit.bench import report as rep
+from summit.bench.options import Options
+from summit.bench.profile import ProfileOptions, profile, py_spy
+from summit.bench.runner import run
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_tiny_run_writes_a_valid_report(tmp_path: Path) -> None:
+    options = Options(
+        start=True, skip_raw=True, users=2, posts=2, probes=1, duration=1, rates=[2.0], refine=0, max_steps=1,
+        photo_bytes=20_000, out=tmp_path, command="pytest",
+    )
+    report, json_path, html_path = run(options, Console(file=io.StringIO()))
+    assert rep.load(json_path)["stage"] == "1"
+    assert "<svg" in html_path.read_text()
+    assert report["extra"]["seed"]["users"] == 2  # confirmed with the codes read back through the mail port
+    assert any("mail port (outbox://" in note for note in report["notes"])
+    assert report["extra"]["media_photo_bytes"] > 0
+    stage = report["extra"]["stage"]
+    assert stage["first_start_s"] > 0 and stage["restart_s"] > 0 and stage["rss_at_rest_bytes"] > 0
+    assert len(report["steps"]) == 1 and "counters" in report["steps"][0]
+    assert set(report["extra"]["headline"]) >= {"healthz_per_hello", "sql_per_warm_feed", "rss_at_rest_mb", "first_start_s"}
+    assert "raw endpoints and baselines skipped (--skip-raw)" in report["notes"]
+
+
+@pytest.mark.skipif(py_spy() is None or os.geteuid() != 0, reason="py-spy and root (ptrace) are needed to profile a server")
+def test_a_tiny_profile_saves_a_flame_graph(tmp_path: Path) -> None:
+    result = profile(ProfileOptions(route="healthz", seconds=1, max_requests=200, connections=2, users=2, posts=1, out=tmp_path), Console(file=io.StringIO()))
+    assert result.profiler == "py-spy"
+    assert 0 < result.requests <= 200
+    assert result.svg_path.parent == tmp_path and result.svg_path.name.startswith("profile-healthz-")
+    assert result.svg_path.read_text().startswith("<svg")
+    assert result.stacks_path.exists()
