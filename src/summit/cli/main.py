@@ -52,3 +52,7 @@ def main() -> None:
     from summit.cli import audit, bench, db, iam, identity, mail, plan, status, up  # noqa: F401  (register their commands)
 
     app()
+
+
+if __name__ == "__main__":  # python -m summit.cli.main
+    main()

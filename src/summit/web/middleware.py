@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import orjson
 import structlog
 
+from summit import telemetry
 from summit.web.metrics import HttpMetrics
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -46,6 +47,7 @@ class RequestContextMiddleware:
         rid = given if _VALID_ID.match(given) else secrets.token_hex(8)
         token = _request_id.set(rid)
         structlog.contextvars.bind_contextvars(request_id=rid)
+        tally, tally_token = telemetry.open_tally()
         started = time.perf_counter()
         status = 500
 
@@ -61,8 +63,9 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
+            telemetry.close_tally(tally_token)
             if self.metrics is not None:
-                self.metrics.observe(scope["method"], route, status, elapsed)
+                self.metrics.observe(scope["method"], route, status, elapsed, sql_statements=tally.sql)
             access_log.info(
                 "request",
                 extra={
