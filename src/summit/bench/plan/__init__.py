@@ -12,10 +12,10 @@ from summit.bench.plan.model import STAGES, Assumptions, PlanError
 from summit.bench.plan.planner import SERIES, apply_settings, load_inputs, make_plans, parse_users, sweep
 
 __all__ = [
-    "SERIES",
-    "STAGES",
     "Assumptions",
     "PlanError",
+    "SERIES",
+    "STAGES",
     "apply_settings",
     "load_inputs",
     "load_report",
