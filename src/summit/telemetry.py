@@ -79,19 +79,30 @@ def _counted(fn: Callable[..., Any], key: tuple[str, str], each_call: Callable[[
 
 
 def count_cache_reads(cls: type) -> None:
-    """Count the hits and misses of ``cls.get`` by the key's namespace (its text before ':')."""
+    """Count the hits and misses of ``cls.get`` and ``cls.get_many`` by key namespace (the key's
+    text before ':')."""
     fn = cls.__dict__.get("get")
-    if fn is None or getattr(fn, "__isabstractmethod__", False) or getattr(fn, "_summit_reads_counted", False):
-        return
+    if fn is not None and not getattr(fn, "__isabstractmethod__", False) and not getattr(fn, "_summit_reads_counted", False):
+        async def get(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+            value = await fn(self, key, *args, **kwargs)
+            CACHE_LOOKUPS[(namespace(key), "miss" if value is None else "hit")] += 1
+            return value
 
-    async def get(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
-        value = await fn(self, key, *args, **kwargs)
-        CACHE_LOOKUPS[(namespace(key), "miss" if value is None else "hit")] += 1
-        return value
+        functools.update_wrapper(get, fn)
+        get._summit_reads_counted = True  # type: ignore[attr-defined]
+        cls.get = get  # type: ignore[attr-defined]
+    many = cls.__dict__.get("get_many")
+    if many is not None and not getattr(many, "_summit_reads_counted", False):
+        async def get_many(self: Any, keys: Any, *args: Any, **kwargs: Any) -> Any:
+            keys = list(keys)
+            found = await many(self, keys, *args, **kwargs)
+            for key in keys:
+                CACHE_LOOKUPS[(namespace(key), "hit" if key in found else "miss")] += 1
+            return found
 
-    functools.update_wrapper(get, fn)
-    get._summit_reads_counted = True  # type: ignore[attr-defined]
-    cls.get = get  # type: ignore[attr-defined]
+        functools.update_wrapper(get_many, many)
+        get_many._summit_reads_counted = True  # type: ignore[attr-defined]
+        cls.get_many = get_many  # type: ignore[attr-defined]
 
 
 def namespace(key: object) -> str:

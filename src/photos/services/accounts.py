@@ -16,6 +16,7 @@ from summit.security import PoolUser
 
 from photos import media, schema
 from photos.errors import Invalid, NotFound
+from photos.services import reads
 from photos.services.common import Context, Profile, clean_text, now
 
 log = logging.getLogger("photos.accounts")
@@ -88,6 +89,7 @@ async def update_profile(ctx: Context, user_id: int, *, display_name: object = N
             result = await conn.execute(update(schema.users).where(schema.users.c.id == user_id).values(**values))
             if result.rowcount == 0:
                 raise NotFound("no such user")
+        await reads.forget_user(ctx, user_id)
     return await get_profile(ctx, user_id, viewer_id=user_id)
 
 
@@ -109,6 +111,7 @@ async def set_avatar(ctx: Context, user_id: int, data: bytes) -> Profile:
     except BaseException:
         await ctx.objects.delete(key)
         raise
+    await reads.forget_user(ctx, user_id)
     if old.avatar_key:
         await delete_objects(ctx, [old.avatar_key])
     return await get_profile(ctx, user_id, viewer_id=user_id)
@@ -118,28 +121,37 @@ async def delete_account(ctx: Context, user_id: int) -> None:
     """Remove the user's rows (posts, comments, likes, follows cascade) and the pool's account in one
     transaction, then their objects."""
     keys: list[str] = []
+    touched: list[int] = []  # posts that go, and posts whose counters change
 
     async def remove_rows(conn: Connection, user: PoolUser) -> None:
         p = schema.posts.c
         profile = (await conn.execute(select(schema.users.c.avatar_key).where(schema.users.c.id == user_id))).first()
         if profile is not None and profile.avatar_key:
             keys.append(profile.avatar_key)
-        rows = await conn.execute(select(p.photo_key, p.thumb_small, p.thumb_medium, p.thumb_large).where(p.author_id == user_id))
-        keys.extend(key for row in rows for key in row if key)
-        await _uncount(conn, user_id)  # counters of other users' posts this user liked or commented on
+        rows = await conn.execute(select(p.id, p.photo_key, p.thumb_small, p.thumb_medium, p.thumb_large).where(p.author_id == user_id))
+        for row in rows:
+            touched.append(row.id)
+            keys.extend(key for key in row[1:] if key)
+        touched.extend(await _uncount(conn, user_id))  # counters of other users' posts this user liked or commented on
         await conn.execute(delete(schema.users).where(schema.users.c.id == user_id))
 
     await ctx.identity.delete_user(user_id, also=remove_rows)
+    await reads.forget_user(ctx, user_id)
+    await reads.forget_posts(ctx, touched)
     await delete_objects(ctx, keys)
 
 
-async def _uncount(conn, user_id: int) -> None:  # noqa: ANN001
+async def _uncount(conn, user_id: int) -> list[int]:  # noqa: ANN001
+    """Take the user's likes and comments off the counters of the posts they were on; returns those posts."""
+    changed = []
     for table, column in ((schema.likes, "like_count"), (schema.comments, "comment_count")):
         user_col = table.c.user_id if table is schema.likes else table.c.author_id
         counts = select(table.c.post_id, func.count().label("n")).where(user_col == user_id).group_by(table.c.post_id)
         for post_id, n in (await conn.execute(counts)).all():
             col = schema.posts.c[column]
             await conn.execute(update(schema.posts).where(schema.posts.c.id == post_id).values({column: col - n}))
+            changed.append(post_id)
+    return changed
 
 
 async def delete_objects(ctx: Context, keys: list[str]) -> None:

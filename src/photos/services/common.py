@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from summit.platform import Platform
+from summit.ports import Cache, Database, Mailer, ObjectStore, Queue
 from summit.security import Access, UserPool
 
 from photos.errors import Invalid
@@ -21,26 +22,39 @@ MAX_TAGS = 30
 
 @dataclass
 class Context:
+    """What a service works with: the platform's ports and the security services."""
+
     platform: Platform
     identity: UserPool  # accounts, sessions, tokens (like Cognito)
     access: Access  # who may do what (IAM-style policies)
     media_base: str = "/media"
+    # the cache the read side (services.reads) keeps posts and feeds in: the platform's cache,
+    # unless several web processes would each keep a copy of their own that goes stale
+    read_cache: Cache | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        cache, workers = self.platform.cache, self.platform.blueprint.server.workers
+        self.read_cache = cache if cache.shared or workers == 1 else None
 
     @property
-    def db(self):  # noqa: ANN201
+    def db(self) -> Database:
         return self.platform.db
 
     @property
-    def objects(self):  # noqa: ANN201
+    def objects(self) -> ObjectStore:
         return self.platform.objects
 
     @property
-    def queue(self):  # noqa: ANN201
+    def queue(self) -> Queue:
         return self.platform.queue
 
     @property
-    def cache(self):  # noqa: ANN201
+    def cache(self) -> Cache:
         return self.platform.cache
+
+    @property
+    def mail(self) -> Mailer:
+        return self.platform.mail
 
     def media_url(self, key: str | None) -> str | None:
         return f"{self.media_base}/{key}" if key else None

@@ -8,7 +8,7 @@ import logging
 import secrets
 
 import orjson
-from sqlalchemy import and_, delete, exists, insert, literal, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
 from summit import ids
 from summit.ports import ObjectNotFound
@@ -16,14 +16,13 @@ from summit.ports import ObjectNotFound
 from summit.security import Principal
 
 from photos import media, policies, schema
+from photos.services import reads
 from photos.errors import Invalid, NotFound, TooLarge
 from photos.services.accounts import delete_objects
 from photos.services.common import (
     Context,
     Page,
     Post,
-    Thumbnails,
-    UserBrief,
     clean_text,
     extract_tags,
     now,
@@ -36,48 +35,6 @@ log = logging.getLogger("photos.posts")
 THUMBNAIL_QUEUE = "thumbnails"
 MAX_CAPTION = 2200
 p, u = schema.posts.c, schema.users.c
-
-
-def _post_query(viewer_id: int | None):  # noqa: ANN202
-    if viewer_id is None:
-        liked = literal(False)
-    else:
-        lk = schema.likes.c
-        liked = exists().where(and_(lk.post_id == p.id, lk.user_id == viewer_id))
-    return (
-        select(
-            schema.posts,
-            u.username.label("author_username"),
-            u.display_name.label("author_display_name"),
-            u.avatar_key.label("author_avatar_key"),
-            liked.label("liked_by_me"),
-        )
-        .select_from(schema.posts.join(schema.users, u.id == p.author_id))
-    )
-
-
-def _post(ctx: Context, row) -> Post:  # noqa: ANN001
-    return Post(
-        id=row.id,
-        author=UserBrief(row.author_id, row.author_username, row.author_display_name, ctx.media_url(row.author_avatar_key)),
-        caption=row.caption,
-        tags=extract_tags(row.caption),
-        photo_url=ctx.media_url(row.photo_key) or "",
-        content_type=row.content_type,
-        width=row.width,
-        height=row.height,
-        thumbnails=Thumbnails(
-            bool(row.thumbs_ready),
-            ctx.media_url(row.thumb_small),
-            ctx.media_url(row.thumb_medium),
-            ctx.media_url(row.thumb_large),
-        ),
-        like_count=row.like_count,
-        comment_count=row.comment_count,
-        liked_by_me=bool(row.liked_by_me),
-        created_at=row.created_at,
-        edited_at=row.edited_at,
-    )
 
 
 def _object_key(prefix: str, data: bytes, extension: str) -> str:
@@ -118,6 +75,7 @@ async def create_post(ctx: Context, author_id: int, data: bytes, caption: object
     except BaseException:
         await ctx.objects.delete(key)  # no post row, so no object either
         raise
+    await reads.forget_timeline(ctx, author_id)
     await request_thumbnails(ctx, post_id)
     return await get_post(ctx, post_id, viewer_id=author_id)
 
@@ -137,11 +95,7 @@ async def _set_tags(conn, post_id: int, caption: str) -> None:  # noqa: ANN001
 
 
 async def get_post(ctx: Context, post_id: int, *, viewer_id: int | None = None) -> Post:
-    async with ctx.db.read() as conn:
-        row = (await conn.execute(_post_query(viewer_id).where(p.id == post_id))).first()
-    if row is None:
-        raise NotFound("no such post")
-    return _post(ctx, row)
+    return await reads.get_post(ctx, post_id, viewer_id=viewer_id)
 
 
 async def _authorized_post(ctx: Context, conn, actor: Principal, post_id: int, action: str, message: str):  # noqa: ANN001, ANN202
@@ -158,6 +112,7 @@ async def edit_caption(ctx: Context, actor: Principal, post_id: int, caption: ob
         await _authorized_post(ctx, conn, actor, post_id, "photos:EditPost", "only the author can edit this post")
         await conn.execute(update(schema.posts).where(p.id == post_id).values(caption=caption, edited_at=now()))
         await _set_tags(conn, post_id, caption)
+    await reads.forget_posts(ctx, [post_id])
     return await get_post(ctx, post_id, viewer_id=actor.user_id)
 
 
@@ -165,30 +120,44 @@ async def delete_post(ctx: Context, actor: Principal, post_id: int) -> None:
     async with ctx.db.write() as conn:
         row = await _authorized_post(ctx, conn, actor, post_id, "photos:DeletePost", "only the author or a moderator can delete this post")
         await conn.execute(delete(schema.posts).where(p.id == post_id))
+    await reads.forget_posts(ctx, [post_id])
+    await reads.forget_timeline(ctx, row.author_id)
     await delete_objects(ctx, [k for k in (row.photo_key, row.thumb_small, row.thumb_medium, row.thumb_large) if k])
 
 
-async def _page(ctx: Context, query, cursor: str | None, limit: int | None) -> Page:  # noqa: ANN001
+async def _page(ctx: Context, query, cursor: str | None, limit: int | None, viewer_id: int | None) -> Page:  # noqa: ANN001
+    """A page of post ids from the database (``query`` selects them), then the posts themselves."""
     size, before = page_size(limit), parse_cursor(cursor)
     if before is not None:
         query = query.where(p.id < before)
     async with ctx.db.read() as conn:
-        rows = (await conn.execute(query.order_by(p.id.desc()).limit(size + 1))).all()
-    items = [_post(ctx, row) for row in rows[:size]]
-    return Page(items, str(items[-1].id) if len(rows) > size else None)
+        ids = list((await conn.execute(query.order_by(p.id.desc()).limit(size + 1))).scalars())
+    return await _posts_page(ctx, ids[:size], len(ids) > size, viewer_id)
+
+
+async def _posts_page(ctx: Context, ids: list[int], more: bool, viewer_id: int | None) -> Page:
+    items = await reads.posts(ctx, ids, viewer_id=viewer_id)
+    return Page(items, str(ids[-1]) if more and ids else None)
 
 
 async def feed(ctx: Context, user_id: int, *, cursor: str | None = None, limit: int | None = None) -> Page:
     """Posts of the people ``user_id`` follows, and their own, newest first (fan-out on read)."""
+    size, before = page_size(limit), parse_cursor(cursor)
+    cached = await reads.feed_page(ctx, user_id, before, size)
+    if cached is not None:
+        return await _posts_page(ctx, *cached, user_id)
     followees = select(schema.follows.c.followee_id).where(schema.follows.c.follower_id == user_id)
-    query = _post_query(user_id).where(or_(p.author_id.in_(followees), p.author_id == user_id))
-    return await _page(ctx, query, cursor, limit)
+    return await _page(ctx, select(p.id).where(or_(p.author_id.in_(followees), p.author_id == user_id)), cursor, limit, user_id)
 
 
 async def user_posts(
     ctx: Context, user_id: int, *, viewer_id: int | None = None, cursor: str | None = None, limit: int | None = None
 ) -> Page:
-    return await _page(ctx, _post_query(viewer_id).where(p.author_id == user_id), cursor, limit)
+    size, before = page_size(limit), parse_cursor(cursor)
+    cached = await reads.timeline_page(ctx, [user_id], before, size)
+    if cached is not None:
+        return await _posts_page(ctx, *cached, viewer_id)
+    return await _page(ctx, select(p.id).where(p.author_id == user_id), cursor, limit, viewer_id)
 
 
 async def tag_posts(
@@ -198,7 +167,7 @@ async def tag_posts(
     if not extract_tags("#" + tag) == [tag]:
         raise Invalid("a tag is 1-100 letters, digits or '_'", field="tag")
     tagged = select(schema.post_tags.c.post_id).where(schema.post_tags.c.tag == tag)
-    return await _page(ctx, _post_query(viewer_id).where(p.id.in_(tagged)), cursor, limit)
+    return await _page(ctx, select(p.id).where(p.id.in_(tagged)), cursor, limit, viewer_id)
 
 
 async def make_thumbnails(ctx: Context, post_id: int) -> None:
@@ -226,6 +195,8 @@ async def make_thumbnails(ctx: Context, post_id: int) -> None:
         )
     if result.rowcount == 0:  # deleted meanwhile, or another delivery finished first
         await delete_objects(ctx, list(keys.values()))
+    else:
+        await reads.forget_posts(ctx, [post_id])
 
 
 async def pending_thumbnails(ctx: Context, limit: int = 1000) -> list[int]:

@@ -10,6 +10,7 @@ from summit.security import Principal
 
 from photos import policies, schema
 from photos.errors import Invalid, NotFound
+from photos.services import reads
 from photos.services.common import Comment, Context, Page, UserBrief, clean_text, now, page_size, parse_cursor
 
 MAX_COMMENT = 1000
@@ -32,12 +33,14 @@ async def follow(ctx: Context, follower_id: int, username: str) -> None:
         exists = await conn.execute(select(f.follower_id).where(f.follower_id == follower_id, f.followee_id == followee_id))
         if exists.first() is None:
             await conn.execute(insert(schema.follows).values(follower_id=follower_id, followee_id=followee_id, created_at=now()))
+    await reads.forget_following(ctx, follower_id)
 
 
 async def unfollow(ctx: Context, follower_id: int, username: str) -> None:
     async with ctx.db.write() as conn:
         followee_id = await _user_id(conn, username)
         await conn.execute(delete(schema.follows).where(f.follower_id == follower_id, f.followee_id == followee_id))
+    await reads.forget_following(ctx, follower_id)
 
 
 async def _require_post(conn, post_id: int) -> None:  # noqa: ANN001
@@ -53,7 +56,9 @@ async def like(ctx: Context, user_id: int, post_id: int) -> int:
         if already.first() is None:
             await conn.execute(insert(schema.likes).values(post_id=post_id, user_id=user_id, created_at=now()))
             await conn.execute(update(schema.posts).where(p.id == post_id).values(like_count=p.like_count + 1))
-        return (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+        count = (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+    await reads.forget_like(ctx, user_id, post_id)
+    return count
 
 
 async def unlike(ctx: Context, user_id: int, post_id: int) -> int:
@@ -62,7 +67,9 @@ async def unlike(ctx: Context, user_id: int, post_id: int) -> int:
         result = await conn.execute(delete(schema.likes).where(lk.post_id == post_id, lk.user_id == user_id))
         if result.rowcount:
             await conn.execute(update(schema.posts).where(p.id == post_id).values(like_count=p.like_count - 1))
-        return (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+        count = (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+    await reads.forget_like(ctx, user_id, post_id)
+    return count
 
 
 def _comment(ctx: Context, row) -> Comment:  # noqa: ANN001
@@ -86,6 +93,7 @@ async def add_comment(ctx: Context, author_id: int, post_id: int, body: object) 
         )
         await conn.execute(update(schema.posts).where(p.id == post_id).values(comment_count=p.comment_count + 1))
         row = (await conn.execute(_comment_query().where(c.id == comment_id))).one()
+    await reads.forget_posts(ctx, [post_id])
     return _comment(ctx, row)
 
 
@@ -111,3 +119,4 @@ async def delete_comment(ctx: Context, actor: Principal, comment_id: int) -> Non
                                    message="only the author or a moderator can delete this comment")
         await conn.execute(delete(schema.comments).where(c.id == comment_id))
         await conn.execute(update(schema.posts).where(p.id == row.post_id).values(comment_count=p.comment_count - 1))
+    await reads.forget_posts(ctx, [row.post_id])

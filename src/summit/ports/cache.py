@@ -17,10 +17,13 @@ class CacheError(Exception):
 
 
 class Cache(abc.ABC):
+    # Do all the processes that open the same URL see the same entries (a server, not process memory)?
+    shared: bool = False
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         telemetry.count_cache_reads(cls)
-        telemetry.instrument(cls, "cache", {"get": "get", "set": "set", "add": "add", "delete": "delete", "incr": "incr", "clear": "clear"})
+        telemetry.instrument(cls, "cache", {"get": "get", "get_many": "get_many", "set": "set", "add": "add", "delete": "delete", "incr": "incr", "clear": "clear"})
 
     @classmethod
     @abc.abstractmethod

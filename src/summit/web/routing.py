@@ -2,11 +2,10 @@
 
 Starlette and FastAPI find a request's route by trying every route in order (FastAPI 0.165 also
 wraps each included router in a layer that costs about 3 us a route): a request for a route near
-the end of a 70-route app pays more for routing than for its own work. ``index_routes`` groups an
-app's routes by the first segment of their path (``/api/...``, ``/p/...``, ``/static``): a request
-looks its segment up in a dictionary and tries only the routes that could match it. Routes whose
-path starts with a parameter (``/{name}``) are tried for every segment, in their original place:
-what matches, and in what order, is what the framework alone would decide.
+the end of a 70-route app pays more for routing than for its own work. ``index_routes`` files an
+app's routes in a tree by the literal beginning of their paths (``/api/v1/posts/``, ``/static``): a
+request walks the tree along its path and tries only the routes that could match it, in their
+original order, so what matches is what the framework alone would decide.
 """
 
 from __future__ import annotations
@@ -27,40 +26,69 @@ def add_router(target: FastAPI | APIRouter, router: APIRouter) -> None:
 
 
 def index_routes(app: FastAPI) -> None:
-    """Route the app's requests through a ``SegmentIndex``. Call it once every route is added: the
+    """Route the app's requests through a ``PathIndex``. Call it once every route is added: the
     OpenAPI document is made from the routes now, and kept."""
     schema = app.openapi()
     app.openapi = lambda: schema  # type: ignore[method-assign]  (FastAPI's documented override)
-    app.router.routes[:] = [SegmentIndex(list(app.router.routes))]
+    app.router.routes[:] = [PathIndex(list(app.router.routes))]
 
 
-def first_segment(path: str) -> str:
-    return path[1:].partition("/")[0]
-
-
-def _route_segment(route: BaseRoute) -> str | None:
-    """The literal first segment of every path the route matches (None: it starts with a parameter)."""
+def _literal_segments(route: BaseRoute) -> list[str]:
+    """The segments every path the route matches starts with: those of its path before the first
+    parameter ([] for a route whose path starts with one, or that has no path)."""
     path = getattr(route, "path", None)
     if not isinstance(path, str) or not path.startswith("/"):
-        return None
-    segment = first_segment(path)
-    return None if "{" in segment else segment
+        return []
+    literal = []
+    for segment in path[1:].split("/"):
+        if "{" in segment:
+            break
+        literal.append(segment)
+    return literal
 
 
-class SegmentIndex(BaseRoute):
-    """The one route at the top of an indexed app: it matches what the route it picks matches."""
+class _Node:
+    __slots__ = ("children", "own", "routes")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.own: list[tuple[int, BaseRoute]] = []  # routes whose literal segments end here
+        self.routes: list[BaseRoute] = []  # those and the ones of every ancestor, in original order
+
+
+class PathIndex(BaseRoute):
+    """The one route at the top of an indexed app: a tree of literal path segments. A request
+    walks it along its own segments as far as it goes; the node it reaches lists, in their original
+    order, exactly the routes whose literal beginning the path has: the only ones that can match."""
 
     def __init__(self, routes: list[BaseRoute]):
-        self.routes = routes  # in their original order
-        segments = {s for s in map(_route_segment, routes) if s is not None}
-        self.candidates = {segment: [r for r in routes if _route_segment(r) in (segment, None)] for segment in segments}
-        self.fallback = [r for r in routes if _route_segment(r) is None]
+        self.all_routes = routes  # in their original order, for url_path_for
+        self.root = _Node()
+        for index, route in enumerate(routes):
+            node = self.root
+            for segment in _literal_segments(route):
+                node = node.children.setdefault(segment, _Node())
+            node.own.append((index, route))
+        self._collect(self.root, [])
+
+    def _collect(self, node: _Node, inherited: list[tuple[int, BaseRoute]]) -> None:
+        mine = sorted(inherited + node.own, key=lambda pair: pair[0])
+        node.routes = [route for _, route in mine]
+        for child in node.children.values():
+            self._collect(child, mine)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path, root = scope["path"], scope.get("root_path", "")
-        segment = first_segment(path[len(root):] if root and path.startswith(root) else path)
+        if root and path.startswith(root):
+            path = path[len(root):]
+        node = self.root
+        for segment in path[1:].split("/"):
+            child = node.children.get(segment)
+            if child is None:
+                break
+            node = child
         partial: tuple[BaseRoute, Scope] | None = None
-        for route in self.candidates.get(segment, self.fallback):
+        for route in node.routes:
             match, child_scope = route.matches(scope)
             if match == Match.FULL:
                 return match, {**child_scope, _MATCHED: route}
@@ -75,7 +103,7 @@ class SegmentIndex(BaseRoute):
         await scope[_MATCHED].handle(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        for route in self.routes:
+        for route in self.all_routes:
             try:
                 return route.url_path_for(name, **path_params)
             except NoMatchFound:
