@@ -454,3 +454,16 @@ def test_key_for_takes_only_string_kids(keys: KeySet) -> None:
     assert keys.key_for(keys.active_kid) is keys.signing_key
     for kid in (None, 1, b"kid", ["kid"]):
         assert keys.key_for(kid) is None
+
+
+def test_a_token_verified_before_stops_validating_when_its_key_is_retired(issuer: TokenIssuer, keys: KeySet) -> None:
+    token = issuer.access_token("42", username="alice")
+    assert issuer.verify(token).subject == "42"  # its signature is checked once, then remembered
+    old = keys.active_kid
+    keys.rotate()
+    assert issuer.verify(token).subject == "42"  # rotation alone signs nobody out
+    keys.retire(old)
+    with pytest.raises(InvalidToken, match="unknown key"):
+        issuer.verify(token)
+    with pytest.raises(InvalidToken, match="a 'access' token where an 'id' token is needed"):
+        issuer.verify(issuer.access_token("42", username="alice"), token_use="id")

@@ -13,6 +13,7 @@ import base64
 import json
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from summit.security.identity.keys import ALGORITHM, KeySet
 
 LEEWAY_SECONDS = 30
 ALLOWED_HEADER = {"alg", "typ", "kid"}
+VERIFIED_TOKENS = 4096  # tokens whose signature this process has checked, kept for their remaining life
 
 
 class InvalidToken(Exception):
@@ -47,6 +49,9 @@ class TokenIssuer:
         self.audience = audience
         self.access_ttl = access_ttl
         self.id_ttl = id_ttl
+        # token -> (kid, claims): a signature checked once is not checked again on every request;
+        # the claims (expiry above all) are, and the key must still be in the key set
+        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     def _sign(self, claims: dict[str, Any]) -> str:
         key = self.keys.signing_key
@@ -77,6 +82,11 @@ class TokenIssuer:
         return self._sign(claims)
 
     def verify(self, token: object, *, token_use: str = "access", now: float | None = None) -> TokenClaims:
+        now = time.time() if now is None else now
+        seen = self._verified.get(token) if isinstance(token, str) else None
+        if seen is not None and self.keys.key_for(seen[0]) is not None:
+            self._verified.move_to_end(token)  # type: ignore[arg-type]
+            return self._check_claims(seen[1], token_use, now)
         header = _header(token)
         if header.get("alg") != ALGORITHM:
             raise InvalidToken(f"invalid token: algorithm {header.get('alg')!r} is not allowed")
@@ -93,7 +103,11 @@ class TokenIssuer:
             claims = json.loads(obj.payload)
         except ValueError:
             raise InvalidToken("invalid token: the payload is not JSON") from None
-        return self._check_claims(claims, token_use, time.time() if now is None else now)
+        checked = self._check_claims(claims, token_use, now)
+        self._verified[str(token)] = (header["kid"], claims)
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return checked
 
     def _check_claims(self, c: Any, token_use: str, now: float) -> TokenClaims:
         if not isinstance(c, dict):
