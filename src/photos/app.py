@@ -11,44 +11,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from summit.blueprint import Blueprint, load_blueprint
 from summit.migrate import upgrade_all
 from summit.platform import Platform
-from summit.ports import InvalidKey, ObjectNotFound
 from summit.security import BrowserSessionMiddleware, Security, admin_router, identity_router
 from summit.web import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
 from summit.web.audit import AuditMiddleware
 from summit.web.forms import strict_utf8_forms
 from summit.web.logs import configure_logging
 from summit.web.metrics import HttpMetrics
-from summit.web.routing import add_router, index_routes
-from summit.workers import Worker
+from summit.web.routing import FastRoutes, add_router, index_routes
 
-
-from photos import policies
+from photos import jobs, policies, uploads
 from photos.api import router as api_router
 from photos.api.idempotency import IdempotencyMiddleware
 from photos.api.responses import JSON
 from photos.errors import AppError
+from photos.operations import add_operations
 from photos.services import Context
-from photos.services.accounts import OBJECT_CLEANUP_QUEUE, RESERVED, create_profile
-from photos.services.posts import THUMBNAIL_QUEUE, make_thumbnails, pending_thumbnails, request_thumbnails
+from photos.services.accounts import RESERVED, create_profile
 from photos.web import router as web_router
 from photos.web.pages import render_error
 
 log = logging.getLogger("photos")
-HERE = Path(__file__).parent
-MEDIA_CACHE_CONTROL = "public, max-age=31536000, immutable"
+MAX_BODY_BYTES = 1024 * 1024  # any request body but a photo upload's
 
 
 def create_app(blueprint: Blueprint | None = None) -> FastAPI:
@@ -69,10 +63,9 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
         app.state.cookie_secure = blueprint.auth.cookie_secure
         worker = None
         if blueprint.worker.in_process:
-            worker = build_worker(ctx)
+            worker = jobs.build_worker(ctx)
             await worker.start()
-            for post_id in await pending_thumbnails(ctx):  # posts whose job was lost before a crash
-                await request_thumbnails(ctx, post_id)
+            await jobs.requeue_lost(ctx)
         app.state.worker = worker
         log.info("started", extra={"stage": blueprint.stage, "data_dir": str(blueprint.data_dir)})
         try:
@@ -99,69 +92,22 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
         add_router(app, router)
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(packages=[("photos.web", "static")]), name="static")
-    _add_platform_routes(app, metrics)
+    fast_routes = add_operations(app, metrics)
     _add_error_handlers(app)
-    index_routes(app)  # every route is added: routing by first path segment from here on
+    takes_photo = uploads.photo_routes(app.router.routes)
+    index_routes(app)  # every route is added: routing by a tree of path segments from here on
 
     # outermost last: request context wraps everything, so even a 413 gets an id and a log line
+    app.add_middleware(FastRoutes, routes=fast_routes)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BrowserSessionMiddleware, pool=lambda: app.state.identity, secure=blueprint.auth.cookie_secure)
     app.add_middleware(AuditMiddleware, audit=lambda: getattr(app.state, "audit", None))
-    upload_limit = blueprint.uploads.max_photo_bytes + 256 * 1024  # room for the multipart envelope
-    is_upload = lambda method, path: method in ("POST", "PUT") and (path in ("/api/v1/posts", "/api/v1/me/avatar", "/posts", "/settings/avatar"))  # noqa: E731
-    app.add_middleware(BodyLimitMiddleware, default=1024 * 1024, limits=[(is_upload, upload_limit)])
+    photo_limit = blueprint.uploads.max_photo_bytes
+    app.add_middleware(BodyLimitMiddleware, default=MAX_BODY_BYTES,
+                       limits=[(takes_photo, photo_limit + uploads.ENVELOPE, uploads.too_large(photo_limit))])
     app.add_middleware(SecurityHeadersMiddleware, hsts=blueprint.auth.cookie_secure)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
-
-
-def build_worker(ctx: Context) -> Worker:
-    blueprint = ctx.platform.blueprint
-    worker = Worker(ctx.queue, concurrency=blueprint.worker.concurrency, visibility_timeout=120)
-
-    async def thumbnails(body: bytes) -> None:
-        await make_thumbnails(ctx, int(orjson.loads(body)["post_id"]))
-
-    async def delete_objects(body: bytes) -> None:
-        for key in orjson.loads(body)["keys"]:
-            await ctx.objects.delete(key)
-
-    worker.add_handler(THUMBNAIL_QUEUE, thumbnails)
-    worker.add_handler(OBJECT_CLEANUP_QUEUE, delete_objects)
-    return worker
-
-
-def _add_platform_routes(app: FastAPI, metrics: HttpMetrics) -> None:
-    @app.get("/healthz", tags=["operations"])
-    async def healthz(request: Request) -> Response:
-        """Liveness and readiness: the database answers."""
-        await request.app.state.ctx.db.ping()
-        return JSON({"status": "ok", "stage": request.app.state.ctx.platform.blueprint.stage})
-
-    @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def prometheus() -> Response:
-        body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
-
-    @app.get("/media/{key:path}", tags=["media"], responses={200: {"content": {"image/*": {}}}, 404: {}})
-    async def media(key: str, request: Request) -> Response:
-        """Photos and thumbnails, by their unguessable immutable key: cacheable for a year."""
-        objects = request.app.state.ctx.objects
-        try:
-            if request.headers.get("if-none-match", "").strip('"') == (await objects.head(key)).etag:
-                return Response(status_code=304, headers={"cache-control": MEDIA_CACHE_CONTROL})
-            stored = await objects.get(key)
-        except (ObjectNotFound, InvalidKey):
-            return JSON({"error": {"code": "not_found", "message": "no such photo"}, "request_id": request_id()}, status_code=404)
-        return Response(
-            stored.data,
-            media_type=stored.info.content_type,
-            headers={"cache-control": MEDIA_CACHE_CONTROL, "etag": f'"{stored.info.etag}"'},
-        )
-
-    @app.get("/api/v1/docs", include_in_schema=False)
-    async def docs() -> Response:
-        return HTMLResponse((HERE / "web" / "templates" / "apidocs.html").read_text())
 
 
 def _wants_html(request: Request) -> bool:

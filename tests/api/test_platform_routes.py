@@ -252,3 +252,14 @@ async def test_unknown_routes_and_methods_are_json_errors(client):
     assert "GET" in r.headers.get("allow", "")
     r = await client.post("/healthz")
     assert r.status_code == 405
+
+
+async def test_healthz_is_503_when_the_database_does_not_answer(app, client, monkeypatch):  # noqa: ANN001
+    async def broken() -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(app.state.ctx.db, "ping", broken)
+    r = await client.get("/healthz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "unavailable" and "database" in r.json()["reason"]
+    assert r.headers["x-request-id"] and r.headers["x-content-type-options"] == "nosniff"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 from pathlib import Path
 
@@ -84,11 +86,62 @@ async def test_survives_reopening(tmp_path: Path) -> None:
 
 
 async def test_layout(tmp_path: Path) -> None:
+    """The file holds the bytes alone (a server can send it as it is); the metadata is an
+    extended attribute of the same file."""
     store = FileObjectStore(tmp_path)
-    await store.put("photos/1.jpg", b"jpeg bytes", content_type="image/jpeg")
+    info = await store.put("photos/1.jpg", b"jpeg bytes", content_type="image/jpeg")
     assert tree(tmp_path) == ["data", "data/photos", "data/photos/1.jpg", "tmp"]
-    raw = (tmp_path / "data" / "photos" / "1.jpg").read_bytes()
-    assert raw.startswith(MAGIC) and raw.endswith(b"jpeg bytes")
+    path = tmp_path / "data" / "photos" / "1.jpg"
+    assert path.read_bytes() == b"jpeg bytes"
+    meta = json.loads(os.getxattr(path, files_module.XATTR))
+    assert meta == {"content_type": "image/jpeg", "size": 10, "etag": info.etag}
+    local = await store.local_file("photos/1.jpg")
+    assert local is not None and local.path == path and local.info == info
+
+
+def _legacy_file(path: Path, data: bytes, content_type: str) -> None:
+    """An object file as summit wrote it before the metadata moved to an extended attribute."""
+    import hashlib
+    import struct
+
+    header = json.dumps({"content_type": content_type, "size": len(data), "etag": hashlib.sha256(data).hexdigest()}).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(MAGIC + struct.pack(">I", len(header)) + header + data)
+
+
+async def test_objects_in_the_earlier_format_still_read(tmp_path: Path) -> None:
+    _legacy_file(tmp_path / "data" / "old" / "photo.jpg", b"old jpeg", "image/jpeg")
+    store = FileObjectStore(tmp_path)
+    got = await store.get("old/photo.jpg")
+    assert (got.data, got.info.content_type, got.info.size) == (b"old jpeg", "image/jpeg", 8)
+    assert await store.head("old/photo.jpg") == got.info
+    assert [i.key for i in await store.list()] == ["old/photo.jpg"]
+    assert await store.local_file("old/photo.jpg") is None  # its file holds a header too
+    await store.put("old/photo.jpg", b"new jpeg", content_type="image/jpeg")  # rewritten in the new format
+    assert (tmp_path / "data" / "old" / "photo.jpg").read_bytes() == b"new jpeg"
+
+
+async def test_without_extended_attributes_the_header_format_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unsupported(*args: object) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(files_module.os, "setxattr", unsupported)
+    store = FileObjectStore(tmp_path)
+    info = await store.put("a/b.png", b"png bytes", content_type="image/png")
+    raw = (tmp_path / "data" / "a" / "b.png").read_bytes()
+    assert raw.startswith(MAGIC) and raw.endswith(b"png bytes")
+    assert (await store.get("a/b.png")).info == info
+    assert await store.local_file("a/b.png") is None
+
+
+async def test_a_truncated_object_file_is_reported_not_served(tmp_path: Path) -> None:
+    store = FileObjectStore(tmp_path)
+    await store.put("k", b"0123456789")
+    path = tmp_path / "data" / "k"
+    os.truncate(path, 4)
+    with pytest.raises(ObjectError, match="not a complete summit object"):
+        await store.get("k")
+    assert await store.local_file("k") is None
 
 
 async def test_delete_removes_empty_directories(tmp_path: Path) -> None:

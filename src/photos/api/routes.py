@@ -14,6 +14,7 @@ from photos.api import views as v
 from photos.api.responses import JSON
 from photos.services import accounts, posts, social
 from photos.services.common import Context, parse_id
+from photos.uploads import accepts_photo
 
 router = APIRouter(prefix="/api/v1", default_response_class=JSON)
 
@@ -34,16 +35,6 @@ def _json(body: object, status: int = 200) -> JSON:
     return JSON(body, status_code=status)
 
 
-async def _read_upload(upload: UploadFile, ctx: Context) -> bytes:
-    limit = ctx.platform.blueprint.uploads.max_photo_bytes
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        from photos.errors import TooLarge
-
-        raise TooLarge(f"the photo is larger than {limit:,} bytes; send a smaller one")
-    return data
-
-
 # ---- your profile (accounts and sessions are the user pool's: summit.security.identity.api) ----
 @router.get("/me", responses={200: {"model": v.ProfileOut}, **ERRORS}, tags=["accounts"])
 async def me(user_id: Me, ctx: Ctx) -> Response:
@@ -57,8 +48,9 @@ async def edit_me(body: v.ProfileUpdate, user_id: Me, ctx: Ctx) -> Response:
 
 
 @router.put("/me/avatar", responses={200: {"model": v.ProfileOut}, **ERRORS}, tags=["accounts"])
+@accepts_photo
 async def set_avatar(user_id: Me, ctx: Ctx, photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP or GIF")]) -> Response:
-    data = await _read_upload(photo, ctx)
+    data = await photo.read()  # the edge bounds the body; the service checks the photo's size
     return _json(v.profile(await accounts.set_avatar(ctx, user_id, data)))
 
 
@@ -73,14 +65,15 @@ async def delete_me(user_id: Me, ctx: Ctx) -> Response:
 
 # ---- posts ------------------------------------------------------------------------------------
 @router.post("/posts", status_code=201, responses={201: {"model": v.PostOut}, **ERRORS}, tags=["posts"])
+@accepts_photo
 async def create_post(
     user_id: Me,
     ctx: Ctx,
-    photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP or GIF, up to 20 MB")],
+    photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP or GIF, up to uploads.max_photo_bytes (20 MiB unless the blueprint says otherwise)")],
     caption: Annotated[str, Form(max_length=2200)] = "",
 ) -> Response:
     """Post a photo. Thumbnails are made in the background: `thumbnails.ready` turns true."""
-    data = await _read_upload(photo, ctx)
+    data = await photo.read()  # the edge bounds the body; the service checks the photo's size
     return _json(v.post(await posts.create_post(ctx, user_id, data, caption)), 201)
 
 

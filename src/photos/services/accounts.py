@@ -8,16 +8,16 @@ import hashlib
 import logging
 import secrets
 
-import orjson
 from sqlalchemy import delete, func, insert, select, update
 
 from summit.ports import Connection, ObjectError
 from summit.security import PoolUser
 
-from photos import media, schema
+from photos import jobs, media, schema
 from photos.errors import Invalid, NotFound
 from photos.services import reads
 from photos.services.common import Context, Profile, clean_text, now
+from photos.uploads import check_size
 
 log = logging.getLogger("photos.accounts")
 
@@ -25,7 +25,6 @@ log = logging.getLogger("photos.accounts")
 RESERVED = frozenset({"api", "static", "media", "login", "logout", "signup", "settings", "tags", "admin", "healthz",
                       "metrics", "u", "p", "feed", "new", "me", "confirm", "dev", "reset", "mfa", "posts", "comments"})
 AVATAR_PIXELS = 25_000_000
-OBJECT_CLEANUP_QUEUE = "objects.delete"
 
 
 async def create_profile(conn: Connection, user: PoolUser) -> None:
@@ -94,6 +93,7 @@ async def update_profile(ctx: Context, user_id: int, *, display_name: object = N
 
 
 async def set_avatar(ctx: Context, user_id: int, data: bytes) -> Profile:
+    check_size(data, ctx.platform.blueprint.uploads.max_photo_bytes)
     max_pixels = min(AVATAR_PIXELS, ctx.platform.blueprint.uploads.max_pixels)
     try:
         cleaned = await asyncio.to_thread(media.clean, data, max_pixels=max_pixels)
@@ -164,4 +164,4 @@ async def delete_objects(ctx: Context, keys: list[str]) -> None:
             log.warning("object delete failed; queued for retry", extra={"key": key})
             failed.append(key)
     if failed:
-        await ctx.queue.send(OBJECT_CLEANUP_QUEUE, orjson.dumps({"keys": failed}))
+        await jobs.request_object_cleanup(ctx, failed)

@@ -7,7 +7,6 @@ import hashlib
 import logging
 import secrets
 
-import orjson
 from sqlalchemy import delete, insert, or_, select, update
 
 from summit import ids
@@ -15,10 +14,11 @@ from summit.ports import ObjectNotFound
 
 from summit.security import Principal
 
-from photos import media, policies, schema
+from photos import jobs, media, policies, schema
 from photos.services import reads
-from photos.errors import Invalid, NotFound, TooLarge
+from photos.errors import Invalid, NotFound
 from photos.services.accounts import delete_objects
+from photos.uploads import check_size
 from photos.services.common import (
     Context,
     Page,
@@ -32,7 +32,6 @@ from photos.services.common import (
 
 log = logging.getLogger("photos.posts")
 
-THUMBNAIL_QUEUE = "thumbnails"
 MAX_CAPTION = 2200
 p, u = schema.posts.c, schema.users.c
 
@@ -46,8 +45,7 @@ def _object_key(prefix: str, data: bytes, extension: str) -> str:
 async def create_post(ctx: Context, author_id: int, data: bytes, caption: object = "") -> Post:
     caption = clean_text(caption, "caption", max_length=MAX_CAPTION, multiline=True)
     limits = ctx.platform.blueprint.uploads
-    if len(data) > limits.max_photo_bytes:
-        raise TooLarge(f"the photo is {len(data):,} bytes; the limit is {limits.max_photo_bytes:,}")
+    check_size(data, limits.max_photo_bytes)
     try:
         cleaned = await asyncio.to_thread(media.clean, data, max_pixels=limits.max_pixels)
     except media.BadImage as error:
@@ -76,15 +74,8 @@ async def create_post(ctx: Context, author_id: int, data: bytes, caption: object
         await ctx.objects.delete(key)  # no post row, so no object either
         raise
     await reads.forget_timeline(ctx, author_id)
-    await request_thumbnails(ctx, post_id)
+    await jobs.request_thumbnails(ctx, post_id)
     return await get_post(ctx, post_id, viewer_id=author_id)
-
-
-async def request_thumbnails(ctx: Context, post_id: int) -> None:
-    try:
-        await ctx.queue.send(THUMBNAIL_QUEUE, orjson.dumps({"post_id": str(post_id)}))
-    except Exception:  # the post stands; the start-up sweep will queue it again
-        log.exception("could not queue thumbnails", extra={"post_id": str(post_id)})
 
 
 async def _set_tags(conn, post_id: int, caption: str) -> None:  # noqa: ANN001

@@ -25,7 +25,7 @@ from summit.errors import ServiceError
 from summit.security import Principal, Session
 
 from photos import auth
-from photos.errors import AppError, TooLarge
+from photos.errors import AppError
 from photos.services import accounts
 from photos.services.common import TAG_RE, Context, Profile
 
@@ -105,6 +105,7 @@ def render(request: Request, name: str, status_code: int = 200, /, **context) ->
     """Render template ``name`` with ``context`` (plus ``me`` and ``csrf_token``) and ``status_code``."""
     context.setdefault("me", getattr(request.state, "me", None))
     context["csrf_token"] = auth.csrf_token(request)
+    context["max_photo_bytes"] = ctx_of(request).platform.blueprint.uploads.max_photo_bytes
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers.setdefault("cache-control", "no-store")
     return _finish(request, response)
@@ -235,7 +236,6 @@ async def require_user(request: Request, next_path: str | None = None) -> Profil
 
 async def read_form(request: Request, upload_field: str | None = None) -> tuple[dict[str, str], bytes | None]:
     """The form's text fields (first value of each) and, if asked, the uploaded file's bytes."""
-    limit = ctx_of(request).platform.blueprint.uploads.max_photo_bytes
     data = None
     async with request.form(max_files=1 if upload_field else 0, max_fields=MAX_FORM_FIELDS) as form:
         fields: dict[str, str] = {}
@@ -246,9 +246,7 @@ async def read_form(request: Request, upload_field: str | None = None) -> tuple[
             upload = form.get(upload_field)
             data = b""
             if isinstance(upload, UploadFile):
-                data = await upload.read(limit + 1)
-                if len(data) > limit:
-                    raise TooLarge(f"the photo is larger than {limit // (1024 * 1024)} MB; choose a smaller one")
+                data = await upload.read()  # the edge bounds the body; the service checks the photo's size
     return fields, data
 
 

@@ -24,6 +24,7 @@ from photos import media
 from photos.errors import AppError, Forbidden, Invalid, NotFound
 from photos.services import accounts, posts, social
 from photos.services.common import Profile, parse_id
+from photos.uploads import accepts_photo
 from photos.web import account_routes
 from photos.web.pages import (
     HtmlRoute,
@@ -83,6 +84,7 @@ async def posts_index(request: Request) -> Response:
 
 
 @router.post("/posts")
+@accepts_photo
 async def create_post(request: Request) -> Response:
     me = await require_user(request, "/new")
     form: dict[str, str] = {}
@@ -251,6 +253,7 @@ async def save_settings(request: Request) -> Response:
 
 
 @router.post("/settings/avatar")
+@accepts_photo
 async def save_avatar(request: Request) -> Response:
     me = await require_user(request, "/settings")
     try:

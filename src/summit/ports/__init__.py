@@ -7,7 +7,7 @@ suite every adapter of a port passes. The application imports from here, never a
 
 from summit.ports.cache import Cache, CacheError
 from summit.ports.mail import InvalidMessage, MailDeliveryError, MailError, Mailer, MailMessage, Outbox, SentMail
-from summit.ports.objects import InvalidKey, ObjectError, ObjectInfo, ObjectNotFound, ObjectStore, StoredObject
+from summit.ports.objects import InvalidKey, LocalFile, ObjectError, ObjectInfo, ObjectNotFound, ObjectStore, StoredObject
 from summit.ports.queue import Message, Queue, QueueError, QueueStats, ReceiptInvalid
 from summit.ports.sql import Connection, Database, DatabaseError, IntegrityError
 
@@ -20,6 +20,7 @@ __all__ = [
     "IntegrityError",
     "InvalidKey",
     "InvalidMessage",
+    "LocalFile",
     "MailDeliveryError",
     "MailError",
     "MailMessage",

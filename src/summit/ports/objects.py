@@ -7,7 +7,9 @@ object or the new one, never a part. ``delete`` of a missing key is not an error
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from summit import telemetry
 
@@ -43,6 +45,15 @@ class ObjectInfo:
 class StoredObject:
     info: ObjectInfo
     data: bytes
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file on this machine that holds exactly an object's bytes (``ObjectStore.local_file``)."""
+
+    path: Path
+    info: ObjectInfo
+    stat: os.stat_result
 
 
 def validate_key(key: str) -> str:
@@ -94,6 +105,14 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     async def list(self, prefix: str = "", *, after: str = "", limit: int = 1000) -> list[ObjectInfo]:
         """Objects whose key starts with ``prefix`` and sorts after ``after``, in key order."""
+
+    async def local_file(self, key: str) -> LocalFile | None:
+        """A file on this machine holding exactly the object's bytes, for a web server to send as it
+        is (nothing read into memory), or None if the store has none for it (a remote store, say).
+        Meant for keys that are never rewritten: a put to the key after this call may replace the
+        file before the server reads it. Raises ObjectNotFound if there is no such object."""
+        await self.head(key)
+        return None
 
     async def close(self) -> None:
         """Release connections; the store is not used after this."""

@@ -157,6 +157,17 @@ class ObjectStoreContract:
             assert caught.value.key == "no/such/key"
             assert "no/such/key" in str(caught.value)
 
+    async def test_a_local_file_holds_exactly_the_object(self, store: ObjectStore) -> None:
+        """``local_file`` is optional (None), but a file it gives holds the object's bytes alone."""
+        data = bytes(range(256)) * 40
+        info = await store.put("photos/local.jpg", data, content_type="image/jpeg")
+        local = await store.local_file("photos/local.jpg")
+        if local is not None:
+            assert local.info == info
+            assert local.path.read_bytes() == data and local.stat.st_size == len(data)
+        with pytest.raises(ObjectNotFound):
+            await store.local_file("photos/none.jpg")
+
     async def test_delete(self, store: ObjectStore) -> None:
         await store.put("doomed/x", b"x")
         await store.put("doomed/y", b"y")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import re
 import secrets
 import time
@@ -13,11 +12,11 @@ import orjson
 import structlog
 
 from summit import telemetry
+from summit.web import logs
 from summit.web.metrics import HttpMetrics
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-access_log = logging.getLogger("summit.access")
 
 
 def request_id() -> str:
@@ -66,16 +65,8 @@ class RequestContextMiddleware:
             telemetry.close_tally(tally_token)
             if self.metrics is not None:
                 self.metrics.observe(scope["method"], route, status, elapsed, sql_statements=tally.sql)
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            logs.access(rid, method=scope["method"], path=scope["path"], route=route, status=status,
+                        duration_ms=round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id")
             _request_id.reset(token)
 
@@ -118,31 +109,32 @@ class SecurityHeadersMiddleware:
 class BodyLimitMiddleware:
     """Refuses request bodies over a limit with 413 before they are read into memory.
 
-    ``limits`` maps a path predicate to a byte limit; the first match wins, else ``default``.
-    Both a declared Content-Length and a chunked body that keeps coming are caught.
+    ``limits`` are ``(matches(method, path), limit, message)``: the first that matches wins, else
+    ``default`` with a generic message. Both a declared Content-Length and a chunked body that
+    keeps coming are caught.
     """
 
-    def __init__(self, app, *, default: int, limits: Sequence[tuple[Callable[[str, str], bool], int]] = ()):  # noqa: ANN001
+    def __init__(self, app, *, default: int, limits: Sequence[tuple[Callable[[str, str], bool], int, str]] = ()):  # noqa: ANN001
         self.app = app
         self.default = default
         self.limits = list(limits)
 
-    def limit_for(self, method: str, path: str) -> int:
-        for matches, limit in self.limits:
+    def limit_for(self, method: str, path: str) -> tuple[int, str]:
+        for matches, limit, message in self.limits:
             if matches(method, path):
-                return limit
-        return self.default
+                return limit, message
+        return self.default, f"request body is larger than {self.default:,} bytes; send a smaller one"
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.limit_for(scope["method"], scope["path"])
+        limit, message = self.limit_for(scope["method"], scope["path"])
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 return await _reject(send, 400, "bad_request", "Content-Length must be a number of bytes")
             if int(declared) > limit:
-                return await _too_large(send, limit)
+                return await _reject(send, 413, "too_large", message)
         seen = 0
         started = False
 
@@ -165,15 +157,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive_limited, send_tracking)
         except _BodyTooLarge:
             if not started:
-                await _too_large(send, limit)
+                await _reject(send, 413, "too_large", message)
 
 
 class _BodyTooLarge(Exception):
     pass
-
-
-async def _too_large(send, limit: int) -> None:  # noqa: ANN001
-    await _reject(send, 413, "too_large", f"request body is larger than {limit:,} bytes; send a smaller one")
 
 
 async def _reject(send, status: int, code: str, message: str) -> None:  # noqa: ANN001

@@ -100,7 +100,7 @@
       input.addEventListener("change", function () {
         var file = input.files && input.files[0];
         input.setCustomValidity(file && max && file.size > max
-          ? "This file is " + (file.size / 1048576).toFixed(1) + " MB; the limit is " + Math.round(max / 1048576) + " MB."
+          ? "This file is " + (file.size / 1048576).toFixed(1) + " MiB; the limit is " + (max / 1048576) + " MiB."
           : "");
         input.reportValidity();
         if (preview) {

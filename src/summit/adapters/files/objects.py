@@ -9,16 +9,23 @@ store is opened::
 
 Layout under the directory::
 
-    data/<key>   one file per object: a header (content type, size, etag), then the bytes
+    data/<key>   one file per object: its bytes, and its metadata (content type, size, etag) in an
+                 extended attribute of the file (``user.summit.object``)
     tmp/         files being written; a put renames its file into data/ once it is complete
 
-Why the metadata lives in the object's own file rather than in a sidecar: ``os.replace`` of one
+Why the metadata lives with the object's own file rather than in a sidecar: ``os.replace`` of one
 file is the only atomic step a file system offers. With data and metadata in two files, a reader
 between the two renames (or a crash between them) pairs new data with old metadata, and preventing
 that takes a lock shared by every process plus a repair path. With one file, a put is one rename:
-a reader that has opened the file reads one version, header and bytes together, whatever later puts
-do; a crash leaves the old object or the new one, and at worst an orphan in tmp/ (safe to delete
-when no put runs). list() walks data/ only, so it never sees a file being written.
+a reader that has opened the file reads one version, attribute and bytes together, whatever later
+puts do; a crash leaves the old object or the new one, and at worst an orphan in tmp/ (safe to
+delete when no put runs). list() walks data/ only, so it never sees a file being written.
+
+Because the file holds the bytes alone, a web server can send it as it is (``local_file``: the
+server's file-sending path, nothing read into Python). On a file system without user extended
+attributes (or a platform without them), a put writes the earlier format instead: a header (magic,
+length, JSON) before the bytes, in the file itself. Reading takes either, so stores written by an
+earlier summit keep working; only files in the newer format are offered to ``local_file``.
 
 A file system cannot hold 'a' as an object and as a directory of 'a/b' at once: such a put fails
 with ObjectError (S3 allows it; keys that are both are rare, and SeaweedFS's filer refuses them too).
@@ -28,17 +35,19 @@ Each '/'-separated part of a key is limited to 255 bytes, the file name limit of
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from summit.ports.objects import (
     InvalidKey,
+    LocalFile,
     ObjectError,
     ObjectInfo,
     ObjectNotFound,
@@ -47,7 +56,9 @@ from summit.ports.objects import (
     validate_key,
 )
 
-# file format: MAGIC, header length (4 bytes, big-endian), JSON header, data
+XATTR = "user.summit.object"  # the metadata of an object whose file holds its bytes alone (JSON)
+# the format for file systems without extended attributes: MAGIC, header length (4 bytes,
+# big-endian), JSON header, data
 MAGIC = b"summit-object/1\n"
 _LENGTH = struct.Struct(">I")
 _PREFIX = len(MAGIC) + _LENGTH.size
@@ -61,6 +72,7 @@ class FileObjectStore(ObjectStore):
         self.root = Path(os.path.abspath(directory))
         self._data = self.root / "data"
         self._tmp = self.root / "tmp"
+        self._xattrs = hasattr(os, "setxattr")  # until the file system says otherwise
 
     def __repr__(self) -> str:
         return f"FileObjectStore({str(self.root)!r})"
@@ -93,6 +105,20 @@ class FileObjectStore(ObjectStore):
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._delete, key)
 
+    async def local_file(self, key: str) -> LocalFile | None:
+        """The object's own file, when it holds the bytes alone (see the module's docstring)."""
+        path = self._path(key)
+        try:
+            stat, meta = os.stat(path), os.getxattr(path, XATTR)
+            info = _info_from(key, meta)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ObjectNotFound(key) from None
+        except (OSError, AttributeError, ValueError, KeyError, TypeError):
+            return None  # the header format, or no extended attributes here
+        if stat.st_size != info.size:
+            return None
+        return LocalFile(path, info, stat)
+
     async def list(self, prefix: str = "", *, after: str = "", limit: int = 1000) -> list[ObjectInfo]:
         _check_limit(limit)
         return await asyncio.to_thread(self._list, prefix, after, limit)
@@ -123,7 +149,8 @@ class FileObjectStore(ObjectStore):
         tmp = self._tmp / f"{uuid.uuid4().hex}.part"
         try:
             with open(tmp, "xb") as file:  # permissions: 0o666 less the umask, like any new file
-                file.write(MAGIC + _LENGTH.pack(len(header)) + header)
+                if not self._set_xattr(file.fileno(), header):
+                    file.write(MAGIC + _LENGTH.pack(len(header)) + header)
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
@@ -132,6 +159,19 @@ class FileObjectStore(ObjectStore):
             tmp.unlink(missing_ok=True)
             raise
         return info
+
+    def _set_xattr(self, fd: int, header: bytes) -> bool:
+        """Put the metadata in the file's extended attribute; False where the file system has none."""
+        if not self._xattrs:
+            return False
+        try:
+            os.setxattr(fd, XATTR, header)
+        except OSError as error:
+            if error.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                raise
+            self._xattrs = False
+            return False
+        return True
 
     def _replace(self, tmp: Path, path: Path, key: str) -> None:
         for _ in range(_ATTEMPTS):
@@ -174,18 +214,24 @@ class FileObjectStore(ObjectStore):
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFound(key) from None
         with file:  # an open file is one version: a put meanwhile replaces the name, not this file
-            prefix = file.read(_PREFIX)
-            if len(prefix) != _PREFIX or not prefix.startswith(MAGIC):
-                raise _corrupt(path)
-            (length,) = _LENGTH.unpack_from(prefix, len(MAGIC))
+            size = os.fstat(file.fileno()).st_size
             try:
+                meta = os.getxattr(file.fileno(), XATTR)
+            except (OSError, AttributeError):
+                meta = None
+            if meta is not None:  # the bytes alone
+                offset = 0
+                info = _checked(path, lambda: _info_from(key, meta))
+            else:  # the header format
+                prefix = file.read(_PREFIX)
+                if len(prefix) != _PREFIX or not prefix.startswith(MAGIC):
+                    raise _corrupt(path)
+                (length,) = _LENGTH.unpack_from(prefix, len(MAGIC))
                 if length > _MAX_HEADER:
-                    raise ValueError("header too long")
-                meta = json.loads(file.read(length))
-                info = ObjectInfo(key, int(meta["size"]), str(meta["content_type"]), str(meta["etag"]))
-            except (ValueError, KeyError, TypeError) as error:
-                raise _corrupt(path) from error
-            if os.fstat(file.fileno()).st_size != _PREFIX + length + info.size:
+                    raise _corrupt(path)
+                offset = _PREFIX + length
+                info = _checked(path, lambda: _info_from(key, file.read(length)))
+            if size != offset + info.size:
                 raise _corrupt(path)
             data = file.read() if with_data else b""
             if with_data and len(data) != info.size:
@@ -274,6 +320,18 @@ def _is_key_part(name: str) -> bool:
     except (InvalidKey, UnicodeError):  # UnicodeError: a file name that is not UTF-8
         return False
     return True
+
+
+def _info_from(key: str, header: bytes) -> ObjectInfo:
+    meta = json.loads(header)
+    return ObjectInfo(key, int(meta["size"]), str(meta["content_type"]), str(meta["etag"]))
+
+
+def _checked(path: Path, read: Callable[[], ObjectInfo]) -> ObjectInfo:
+    try:
+        return read()
+    except (ValueError, KeyError, TypeError) as error:
+        raise _corrupt(path) from error
 
 
 def _corrupt(path: Path) -> ObjectError:
