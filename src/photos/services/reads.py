@@ -70,7 +70,7 @@ def _post(ctx: Context, row: dict[str, Any], author: dict[str, Any], liked: bool
         id=row["id"],
         author=UserBrief(author["id"], author["username"], author["display_name"], media(author["avatar_key"])),
         caption=row["caption"],
-        tags=extract_tags(row["caption"]),
+        tags=list(row["tags"]) if "tags" in row else extract_tags(row["caption"]),
         photo_url=media(row["photo_key"]) or "",
         content_type=row["content_type"],
         width=row["width"],
@@ -95,6 +95,8 @@ async def _cached_rows(ctx: Context, kind: str, ids: list[int], query: Any) -> d
             fetched = (await conn.execute(query, {"ids": missing})).mappings().all()
         for row in fetched:
             rows[row["id"]] = dict(row)
+            if kind == "post":  # computed once, kept with the row
+                rows[row["id"]]["tags"] = extract_tags(row["caption"])
             # column names are str subclasses (SQLAlchemy's quoted_name), which orjson takes as keys only so
             await _set(ctx, keys[row["id"]], orjson.dumps(rows[row["id"]], option=orjson.OPT_NON_STR_KEYS))
     return rows
