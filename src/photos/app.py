@@ -26,7 +26,7 @@ from summit.security import BrowserSessionMiddleware, Security, admin_router, id
 from summit.web import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
 from summit.web.audit import AuditMiddleware
 from summit.web.forms import strict_utf8_forms
-from summit.web.logs import configure_logging
+from summit.web.logs import configure_logging, flush_access_log
 from summit.web.metrics import HttpMetrics
 from summit.web.routing import FastRoutes, add_router, index_routes
 
@@ -75,6 +75,7 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
                 await worker.stop(timeout=10)
             await security.close()
             await platform.close()
+            flush_access_log()
 
     app = FastAPI(
         title="Summit Photos",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import random
 import re
 import secrets
 import time
@@ -17,6 +18,8 @@ from summit.web.metrics import HttpMetrics
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ids = random.Random(secrets.randbits(128))  # request ids: unique, not secret (a client may send its own)
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def request_id() -> str:
@@ -43,7 +46,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         given = (_header(scope, b"x-request-id") or b"").decode("latin-1")
-        rid = given if _VALID_ID.match(given) else secrets.token_hex(8)
+        rid = given if _VALID_ID.match(given) else f"{_ids.getrandbits(64):016x}"
         token = _request_id.set(rid)
         structlog.contextvars.bind_contextvars(request_id=rid)
         tally, tally_token = telemetry.open_tally()
@@ -128,8 +131,10 @@ class BodyLimitMiddleware:
     async def __call__(self, scope, receive, send):  # noqa: ANN001
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit, message = self.limit_for(scope["method"], scope["path"])
         declared = _header(scope, b"content-length")
+        if declared is None and scope["method"] in _BODILESS and _header(scope, b"transfer-encoding") is None:
+            return await self.app(scope, receive, send)  # no body is coming
+        limit, message = self.limit_for(scope["method"], scope["path"])
         if declared is not None:
             if not declared.isdigit():
                 return await _reject(send, 400, "bad_request", "Content-Length must be a number of bytes")

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 _MATCHED = "summit.route"  # scope key: the route the index matched, for its handle()
@@ -117,7 +118,8 @@ class FastRoutes:
     about 70 us a request even for a route that does nothing, several times a health probe or a
     photo's own work. Register each such route with FastAPI too (``add_api_route``), with the same
     endpoint, so that it is documented in OpenAPI; requests are served from here. A fast endpoint
-    takes the ``Request`` and handles its own errors: it runs outside FastAPI's exception handlers.
+    is ``async def endpoint(request) -> Response`` and handles its own errors: it runs outside
+    FastAPI's (and Starlette's) exception handlers.
     """
 
     def __init__(self, app: Any, *, routes: list[Route]):
@@ -131,6 +133,7 @@ class FastRoutes:
                 if match == Match.FULL:  # a partial match (another method) is FastAPI's to answer
                     scope.update(child_scope)
                     scope["route"] = route
-                    await route.handle(scope, receive, send)
+                    response = await route.endpoint(Request(scope, receive, send))
+                    await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)

@@ -273,10 +273,13 @@ class SQLiteDatabase(Database):
             if writing:
                 self._write_lock.release()
             else:
-                self._idle_readers.append(conn)
-                if self._open_readers >= self.max_readers:
-                    async with self._reader_freed:
-                        self._reader_freed.notify()
+                await self._release_reader(conn)
+
+    async def _release_reader(self, conn: SyncConnection) -> None:
+        self._idle_readers.append(conn)
+        if self._open_readers >= self.max_readers:
+            async with self._reader_freed:
+                self._reader_freed.notify()
 
     def _open_writer(self) -> SyncConnection:
         self._check_open()
@@ -306,9 +309,13 @@ class SQLiteDatabase(Database):
         conn.close()
 
     async def ping(self) -> None:
-        """``SELECT 1`` on the driver itself (health checks call this on every probe)."""
-        async with self.read() as conn:
-            conn._driver.execute("SELECT 1").fetchall()
+        """``SELECT 1`` on a read connection's driver, outside any transaction (health checks call
+        this on every probe: one call into SQLite, not a block's three)."""
+        conn = self._idle_readers.pop() if self._idle_readers else await self._another_reader()
+        try:
+            conn.info["driver"].execute("SELECT 1").fetchall()
+        finally:
+            await self._release_reader(conn)
 
     async def _next_sequence(self, conn: Connection) -> int:
         return (await conn.execute(_NEXT)).scalar_one()
