@@ -153,11 +153,11 @@ def _target(session: Session, o: ProfileOptions, blueprint: Any, reader: mailcod
 def profile(o: ProfileOptions, console: Console | None = None) -> Profiled:
     console = console or Console(stderr=True)
     check_route(o.route)
-    binary = py_spy()
-    if binary is None:
-        raise BenchError("py-spy is not installed: pip install 'summit[bench]' (or pip install py-spy)")
     if o.url:
         check_loopback_url(o.url)
+    binary = py_spy()  # after the arguments: a bad one is reported whether or not py-spy is here
+    if binary is None:
+        raise BenchError("py-spy is not installed: pip install 'summit[bench]' (or pip install py-spy)")
     session = Session(Options(url=o.url, data_dir=o.data_dir, start=not o.url, stage=o.stage, config=o.config, keep=o.keep), console)
     try:
         blueprint = stage.blueprint_for(session.o, session.workdir)
