@@ -108,10 +108,10 @@ def bring_up(session: Session, blueprint: Any, reader: mailcodes.CodeReader) -> 
 def baselines_and_raw(session: Session, report: dict[str, Any], blueprint: Any, url: str, data: Seeded, media: seeding.MediaPhoto | None) -> list[dict[str, Any]]:
     base = Baselines()
     raw_rows: list[dict[str, Any]] = []
-    if not wrk.available():
-        session.notes.append("wrk is not installed (scripts/install.sh --bench): no raw throughput, no baselines")
-    elif session.o.skip_raw:
+    if session.o.skip_raw:
         session.notes.append("raw endpoints and baselines skipped (--skip-raw)")
+    elif not wrk.available():
+        session.notes.append("wrk is not installed (scripts/install.sh --bench): no raw throughput, no baselines")
     else:
         base = measure_baselines(session, blueprint, media)
         session.phase("raw single-endpoint throughput (wrk)", "raw (wrk)")
