@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 ADAPTERS: dict[str, dict[str, str]] = {
     "sql": {
         "sqlite": "summit.adapters.sqlite.database:SQLiteDatabase",
+        "postgresql": "summit.adapters.postgres.database:PostgresDatabase",  # also postgresql+psycopg://
+        "postgres": "summit.adapters.postgres.database:PostgresDatabase",
     },
     "objects": {
         "file": "summit.adapters.files.objects:FileObjectStore",
@@ -36,6 +38,7 @@ ADAPTERS: dict[str, dict[str, str]] = {
 # driver module -> the extra that installs it
 EXTRAS: dict[str, str] = {
     "aiosmtplib": "smtp",
+    "psycopg": "postgres",
 }
 
 

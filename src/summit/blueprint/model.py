@@ -8,7 +8,9 @@ Precedence, lowest first: the stage preset (``presets.toml``), the blueprint fil
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from importlib import resources
@@ -16,10 +18,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "SUMMIT_"
 DEFAULT_FILE = "summit.toml"
+ENDPOINTS_FILE = "run/endpoints.json"  # under the data directory: written by the control plane
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 
 class BlueprintError(ValueError):
@@ -63,6 +67,36 @@ class Auth(_Section):
 class Uploads(_Section):
     max_photo_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(50_000_000, ge=10_000)
+
+
+class PostgresEngine(_Section):
+    """PostgreSQL servers the control plane runs: a primary and ``replicas`` streaming replicas."""
+
+    enabled: bool = False
+    replicas: int = Field(0, ge=0, le=8, description="streaming replicas of the primary")
+    # commits wait until one replica has them (ANY 1); a commit that waits longer than
+    # commit_timeout_ms is reported as unknown, never left hanging
+    synchronous: bool = False
+    max_connections: int = Field(100, ge=10, le=10_000)
+    shared_buffers_mb: int = Field(128, ge=16, le=1024 * 1024)
+
+
+class PgBouncerEngine(_Section):
+    """PgBouncer in transaction pooling in front of each PostgreSQL server."""
+
+    enabled: bool = False
+    pool_size: int = Field(20, ge=1, le=1000, description="server connections per database and user")
+    max_client_conn: int = Field(1000, ge=10, le=100_000)
+
+
+class Engines(_Section):
+    """The engine processes a stage runs beside the app (``summit up`` starts them)."""
+
+    postgres: PostgresEngine = PostgresEngine()
+    pgbouncer: PgBouncerEngine = PgBouncerEngine()
+
+    def any(self) -> bool:
+        return self.postgres.enabled
 
 
 class Worker(_Section):
@@ -142,6 +176,7 @@ class Blueprint(_Section):
     uploads: Uploads = Uploads()
     worker: Worker = Worker()
     workload: Workload = Workload()
+    engines: Engines = Engines()
     # the capacity planner's assumptions (summit plan), NAME = number; the planner validates names
     plan: dict[str, float] = {}
 
@@ -157,8 +192,41 @@ class Blueprint(_Section):
         host = self.server.host if ":" not in self.server.host else f"[{self.server.host}]"
         return (self.auth.issuer or f"http://{host}:{self.server.port}").rstrip("/")
 
+    @model_validator(mode="after")
+    def _engines_fit(self) -> Blueprint:
+        if self.engines.pgbouncer.enabled and not self.engines.postgres.enabled:
+            raise ValueError("engines.pgbouncer needs engines.postgres (PgBouncer pools connections to it)")
+        return self
+
     def port_url(self, port: str) -> str:
-        return getattr(self.ports, port).replace("{data_dir}", str(self.data_dir))
+        """The port's URL: ``{data_dir}`` filled in, and ``{engine}`` placeholders (``{postgres}``)
+        replaced by the URL that the running stage's control plane published for that engine."""
+        url = getattr(self.ports, port).replace("{data_dir}", str(self.data_dir))
+        if "{" not in url:
+            return url
+        endpoints = self.endpoints()
+
+        def fill(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in endpoints:
+                if not endpoints:
+                    raise BlueprintError(
+                        f"ports.{port} ({url}) uses {{{name}}}, the address of an engine of this stage, and no stage "
+                        f"is running in {self.data_dir}: start it with `summit up --stage {self.stage}` (or give a full URL)"
+                    )
+                raise BlueprintError(f"ports.{port} ({url}): this stage runs no engine {{{name}}}; it runs: {', '.join(sorted(endpoints))}")
+            return endpoints[name]
+
+        url = _PLACEHOLDER.sub(fill, url)
+        head, sep, query = url.partition("?")
+        return head + sep + query.replace("?", "&")  # "{postgres}?max_receives=5": options join its own
+
+    def endpoints(self) -> dict[str, str]:
+        """What the running stage's control plane published: engine name -> URL ({} if none runs)."""
+        try:
+            return json.loads((self.data_dir / ENDPOINTS_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
 
 
 def _presets() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""``summit status``: is the stage running, where, and is it healthy?"""
+"""``summit status``: is the stage running, where, and is each of its processes healthy?
+``summit logs``: what a process of the stage printed."""
 
 from __future__ import annotations
 
@@ -10,20 +11,25 @@ import httpx
 import typer
 from rich.table import Table
 
-from summit.cli import state
 from summit.cli.main import ConfigOpt, DataDirOpt, app, blueprint_or_exit, console
+from summit.engines import state
+from summit.engines.process import alive, tail
 
 
-def _alive(pid: int) -> bool:
-    import os
-
+def _healthy(record: dict) -> tuple[bool, str]:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        response = httpx.get(record["url"] + "/healthz", timeout=3)
+    except httpx.HTTPError as error:
+        return False, f"no answer: {error}"
+    if response.status_code != 200:
+        return False, f"HTTP {response.status_code}"
+    return True, "ok"
+
+
+def _process_health(process: dict, app_healthy: bool) -> bool:
+    if process.get("kind") == "app":
+        return app_healthy
+    return process.get("state") == "running" and alive(process.get("pid"))
 
 
 @app.command()
@@ -32,35 +38,85 @@ def status(
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show whether the stage in the data directory is running, and its health.
+    """Show whether the stage in the data directory is running, and each process's health.
 
-    Exits 0 when it runs and answers /healthz, 1 otherwise.
+    Exits 0 when it runs and every process is healthy, 1 otherwise.
     """
     blueprint = blueprint_or_exit(config, data_dir=data_dir)
-    record = state.read(blueprint.data_dir)
-    report = {"running": False, "healthy": False, "data_dir": str(blueprint.data_dir.resolve()), "stage": blueprint.stage}
-    if record and _alive(int(record.get("pid", 0))):
-        report.update(running=True, pid=record["pid"], url=record["url"], stage=record["stage"], ports=record.get("ports", {}))
+    record = state.running(blueprint.data_dir)
+    report: dict = {"running": False, "healthy": False, "data_dir": str(blueprint.data_dir.resolve()), "stage": blueprint.stage, "processes": []}
+    if record:
+        report.update(running=True, pid=record["pid"], url=record["url"], stage=record["stage"], ports=record.get("ports", {}),
+                      ready=record.get("ready", False))
         report["uptime_seconds"] = round(time.time() - record.get("started_at", time.time()))
-        try:
-            response = httpx.get(record["url"] + "/healthz", timeout=3)
-            report["healthy"] = response.status_code == 200
-            report["health"] = response.json() if report["healthy"] else f"HTTP {response.status_code}"
-        except (httpx.HTTPError, ValueError) as error:
-            report["health"] = f"no answer: {error}"
+        app_healthy, report["health"] = _healthy(record)
+        now = time.time()
+        for process in record.get("processes", []):
+            healthy = _process_health(process, app_healthy)
+            report["processes"].append({
+                "name": process["name"], "kind": process.get("kind"), "role": process.get("role"), "address": process.get("address"),
+                "pid": process.get("pid"), "healthy": healthy, "state": process.get("state"),
+                "uptime_seconds": round(now - process["started_at"]) if process.get("started_at") else None,
+                "restarts": process.get("restarts", 0), "error": process.get("error") or None,
+            })
+        report["healthy"] = app_healthy and all(p["healthy"] for p in report["processes"])
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
-        table = Table(show_header=False, title="summit status")
-        table.add_row("state", "[green]running[/green]" if report["running"] else "[yellow]not running[/yellow]")
-        for key in ("stage", "url", "pid", "uptime_seconds", "data_dir"):
-            if key in report:
-                table.add_row(key, str(report[key]))
-        if report["running"]:
-            table.add_row("health", "[green]ok[/green]" if report["healthy"] else f"[red]{report.get('health')}[/red]")
-            for name, url in report.get("ports", {}).items():
-                table.add_row(f"port {name}", url)
-        else:
-            table.add_row("hint", "start it with: summit up")
-        console.print(table)
+        _print(report)
     raise typer.Exit(0 if report["running"] and report["healthy"] else 1)
+
+
+def _print(report: dict) -> None:
+    table = Table(show_header=False, title="summit status")
+    table.add_row("state", "[green]running[/green]" if report["running"] else "[yellow]not running[/yellow]")
+    for key in ("stage", "url", "pid", "uptime_seconds", "data_dir"):
+        if key in report:
+            table.add_row(key, str(report[key]))
+    if report["running"]:
+        table.add_row("health", "[green]ok[/green]" if report["healthy"] else f"[red]{report.get('health')}[/red]")
+        for name, url in report.get("ports", {}).items():
+            table.add_row(f"port {name}", url)
+    else:
+        table.add_row("hint", "start it with: summit up")
+    console.print(table)
+    if report["processes"]:
+        processes = Table(title="processes")
+        for column in ("name", "kind", "role", "address", "pid", "health", "uptime", "restarts"):
+            processes.add_column(column)
+        for p in report["processes"]:
+            health = "[green]healthy[/green]" if p["healthy"] else f"[red]{p['state']}{': ' + p['error'] if p['error'] else ''}[/red]"
+            uptime = f"{p['uptime_seconds']} s" if p["uptime_seconds"] is not None else "-"
+            processes.add_row(p["name"], p["kind"] or "", p["role"] or "", p["address"] or "", str(p["pid"] or "-"), health, uptime, str(p["restarts"]))
+        console.print(processes)
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="The process: app, postgres-primary, pgbouncer-primary, ... (see summit status).")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines to print.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing what it writes (Ctrl-C stops).")] = False,
+) -> None:
+    """Print the end of a stage process's log (its output, kept in <data_dir>/logs/)."""
+    blueprint = blueprint_or_exit(config, data_dir=data_dir)
+    folder = blueprint.data_dir.resolve() / "logs"
+    path = folder / f"{name}.log"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.log")) if folder.is_dir() else []
+        console.print(f"[red]error:[/red] no log for {name!r} in {folder}" + (f"; the logs are: {', '.join(known)}" if known else " (nothing has run here yet)"))
+        raise typer.Exit(2)
+    typer.echo(tail(path, lines))
+    if follow:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            try:
+                while True:
+                    chunk = handle.read()
+                    if chunk:
+                        typer.echo(chunk.decode(errors="replace"), nl=False)
+                    else:
+                        time.sleep(0.3)
+            except KeyboardInterrupt:
+                pass

@@ -9,14 +9,27 @@ from summit.ports.cache import Cache, CacheError
 from summit.ports.mail import InvalidMessage, MailDeliveryError, MailError, Mailer, MailMessage, Outbox, SentMail
 from summit.ports.objects import InvalidKey, LocalFile, ObjectError, ObjectInfo, ObjectNotFound, ObjectStore, StoredObject
 from summit.ports.queue import Message, Queue, QueueError, QueueStats, ReceiptInvalid
-from summit.ports.sql import Connection, Database, DatabaseError, IntegrityError
+from summit.ports.sql import (
+    CommitUnknown,
+    Connection,
+    Database,
+    DatabaseError,
+    DatabaseUnavailable,
+    IntegrityError,
+    ReadPosition,
+    read_position,
+    track_writes,
+    untrack,
+)
 
 __all__ = [
     "Cache",
     "CacheError",
+    "CommitUnknown",
     "Connection",
     "Database",
     "DatabaseError",
+    "DatabaseUnavailable",
     "IntegrityError",
     "InvalidKey",
     "InvalidMessage",
@@ -34,7 +47,11 @@ __all__ = [
     "Queue",
     "QueueError",
     "QueueStats",
+    "ReadPosition",
     "ReceiptInvalid",
     "SentMail",
     "StoredObject",
+    "read_position",
+    "track_writes",
+    "untrack",
 ]

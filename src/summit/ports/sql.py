@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +38,48 @@ from summit import ids, telemetry
 DatabaseError = _exc.DBAPIError
 IntegrityError = _exc.IntegrityError
 T = TypeVar("T")
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached now (a server or its pooler is down or restarting): nothing
+    was written by the block that raised this; retry shortly. Web apps answer 503."""
+
+
+class CommitUnknown(DatabaseUnavailable):
+    """A commit was sent but not confirmed in time (a synchronous replica did not answer): it may
+    or may not have been applied. The client must check before retrying a non-idempotent write."""
+
+
+class ReadPosition:
+    """Where this client's own latest write is, so that its reads see it (read-your-writes).
+
+    A web request opens one (``track_writes``) from what the client sent back (a cookie or header);
+    each write block that commits moves it forward; a read goes to a replica only if that replica
+    has replayed it. The value is opaque outside the adapter that set it ('' when there is none).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str = ""):
+        self.value = value
+
+
+_position: ContextVar[ReadPosition | None] = ContextVar("summit_read_position", default=None)
+
+
+def track_writes(value: str = "") -> tuple[ReadPosition, Token[ReadPosition | None]]:
+    """Open a read position for the work that follows (a request, a job); ``untrack`` closes it."""
+    position = ReadPosition(value)
+    return position, _position.set(position)
+
+
+def untrack(token: Token[ReadPosition | None]) -> None:
+    _position.reset(token)
+
+
+def read_position() -> ReadPosition | None:
+    """The position of the work being done (None outside ``track_writes``)."""
+    return _position.get()
 
 
 @dataclass(frozen=True)
@@ -95,7 +138,9 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     def read(self, *, after_write: bool = False) -> AbstractAsyncContextManager[Connection]:
-        """A read-only snapshot; ``after_write`` asks to see this client's own latest writes."""
+        """A read-only snapshot. Where there are replicas, it sees the writes this client made
+        before (the ``read_position`` of the request or job); ``after_write=True`` says the block
+        must see a write just made even where no position is tracked (then it reads the primary)."""
 
     async def next_id(self, conn: Connection, shard: int) -> int:
         """A new ID on logical ``shard``, from this database's sequence, inside ``conn``'s transaction."""

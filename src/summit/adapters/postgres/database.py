@@ -1,0 +1,359 @@
+"""The sql port on PostgreSQL (psycopg 3 under SQLAlchemy's asyncio engine), with read replicas.
+
+    postgresql://summit@127.0.0.1:6432/summit?passfile=/srv/secrets/pgpass&replica=127.0.0.1:6433
+
+Write blocks are transactions on the primary (READ COMMITTED, PostgreSQL's default; ``FOR UPDATE``
+serialises read-modify-writes). Read blocks are READ ONLY, REPEATABLE READ transactions (one
+snapshot for the whole block) on a replica chosen by ``ReplicaMonitor``: one that is at most
+``max_lag_ms`` behind and has replayed this client's latest write (``ReadPosition``, moved forward
+by each commit to the primary's WAL position after it), else the primary.
+
+Options (the rest of the query goes to libpq: ``passfile``, ``sslmode``, ``connect_timeout`` ...):
+- ``replica=host:port``, repeated: the replicas (same database name, user and password file);
+- ``prepared_statements=off``: behind PgBouncer in transaction pooling (1.18 keeps none);
+- ``pool_size`` (10): connections per server in this process;
+- ``max_lag_ms`` (1000), ``poll_ms`` (250): the replicas' lag bound and how often it is measured;
+- ``synchronous=on`` with ``commit_timeout_ms`` (5000): a commit that waits longer for a
+  synchronous replica is cancelled and reported as ``CommitUnknown``, never left hanging.
+
+When a server cannot be reached, a write block raises ``DatabaseUnavailable`` (nothing of it was
+committed); a read block moves to another server and runs its statement again there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import psycopg  # noqa: F401  (here, so that the wiring names the extra to install when it is missing)
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Result
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
+
+from summit.adapters.postgres.replicas import ReplicaMonitor, ReplicaState, parse_lsn
+from summit.ports.sql import CommitUnknown, Connection, Database, DatabaseUnavailable, Features, read_position
+
+T = TypeVar("T")
+
+_SUMMIT_OPTIONS = ("replica", "prepared_statements", "pool_size", "max_lag_ms", "poll_ms", "synchronous", "commit_timeout_ms")
+_NEXT = text("SELECT nextval('summit_ids')")
+_POSITION = re.compile(r"[0-9]{1,20}")
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, shutdowns, not yet accepting
+
+
+def _unavailable(error: BaseException) -> bool:
+    """Did this error come from a server or pooler being unreachable (not from the statement)?"""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    orig = getattr(error, "orig", error)
+    state = getattr(orig, "sqlstate", None) or ""
+    if state.startswith(_UNAVAILABLE_STATES):
+        return True
+    return isinstance(orig, psycopg.OperationalError) and not state  # no SQLSTATE: the connection itself failed
+
+
+class PostgresConnection(Connection):
+    """One block on one server; a read block that loses its server moves to another."""
+
+    __slots__ = ("_after_write", "_conn", "_db", "_replica", "_writing")
+
+    def __init__(self, db: PostgresDatabase, writing: bool, after_write: bool = False):
+        self._db = db
+        self._writing = writing
+        self._after_write = after_write
+        self._conn: AsyncConnection | None = None
+        self._replica: ReplicaState | None = None
+
+    async def __aenter__(self) -> PostgresConnection:
+        if self._writing:
+            self._conn = await self._db._open(self._db._primary_write)
+            await self._conn.begin()
+        else:
+            await self._open_read()
+        return self
+
+    async def _open_read(self, avoid: ReplicaState | None = None) -> None:
+        db = self._db
+        while True:
+            replica = await db._route(self._after_write)
+            if replica is not None and replica is not avoid:
+                try:
+                    self._conn = await db._open(db._replica_engines[replica.name])
+                    await self._conn.begin()
+                    self._replica = replica
+                    return
+                except DatabaseUnavailable as error:
+                    db.monitor.failed(replica, error)  # type: ignore[union-attr]
+                    continue
+            self._replica = None
+            self._conn = await db._open(db._primary_read)
+            await self._conn.begin()
+            return
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
+        try:
+            return await self._conn.execute(statement, parameters)  # type: ignore[union-attr]
+        except DBAPIError as error:
+            if not _unavailable(error):
+                raise
+            if self._writing or self._replica is None:
+                raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
+            lost = self._replica
+            self._db.monitor.failed(lost, error)  # type: ignore[union-attr]
+        await self._discard()
+        await self._open_read(avoid=lost)  # the same statement, on another server
+        return await self.execute(statement, parameters)
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._conn.run_sync(fn, *args)  # type: ignore[union-attr]
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if exc_type is None and self._writing:
+                await self._commit(conn)
+            elif conn.in_transaction():
+                await conn.rollback()
+        except DBAPIError as error:
+            if _unavailable(error):
+                raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
+            raise
+        finally:
+            await self._discard()
+
+    async def _commit(self, conn: AsyncConnection) -> None:
+        db = self._db
+        if db.commit_timeout is None:
+            await conn.commit()
+        else:
+            try:
+                await asyncio.wait_for(conn.commit(), db.commit_timeout)
+            except asyncio.TimeoutError:
+                await conn.invalidate()
+                raise CommitUnknown(
+                    f"the commit was not confirmed by a synchronous replica within {db.commit_timeout:g} s: "
+                    "it may or may not have been applied"
+                ) from None
+        position = read_position()
+        if db.replicas and position is not None:
+            lsn = await db._commit_position(conn)
+            if lsn is not None and lsn > _position_value(position.value):
+                position.value = str(lsn)
+
+    async def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001  (a connection that died is dropped by the pool)
+                pass
+
+
+def _position_value(text: str) -> int:
+    return int(text) if text and _POSITION.fullmatch(text) else 0
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+class PostgresDatabase(Database):
+    def __init__(
+        self,
+        url: URL,
+        *,
+        replicas: list[tuple[str, int]] = (),  # type: ignore[assignment]
+        prepared_statements: bool = True,
+        pool_size: int = 10,
+        max_lag: float = 1.0,
+        poll: float = 0.25,
+        commit_timeout: float | None = None,
+    ):
+        self.url = url
+        self.replicas = list(replicas)
+        self.commit_timeout = commit_timeout
+        self.features = Features(dialect="postgresql", has_replicas=bool(self.replicas), skip_locked=True, concurrent_writers=True)
+        connect_args = {"prepare_threshold": None if not prepared_statements else 5}
+        common = {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": 10, "connect_args": connect_args}
+        self._primary_write = create_async_engine(url, **common)
+        self._primary_read = create_async_engine(url, isolation_level="REPEATABLE READ", **common).execution_options(postgresql_readonly=True)
+        self._replica_engines: dict[str, AsyncEngine] = {}
+        states = []
+        for host, port in self.replicas:
+            name = f"{host}:{port}"
+            self._replica_engines[name] = create_async_engine(
+                url.set(host=host, port=port), isolation_level="REPEATABLE READ", **common
+            ).execution_options(postgresql_readonly=True)
+            states.append(ReplicaState(name, _conninfo(url.set(host=host, port=port))))
+        self.monitor = ReplicaMonitor(_conninfo(url), states, max_lag=max_lag, poll=poll) if states else None
+        self._sequence_ready = False
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresDatabase:
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+", 1)[0].lower()
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"{url!r}: the PostgreSQL adapter takes postgresql:// URLs")
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError(f"{url!r}: a PostgreSQL URL names a host and a database: postgresql://user@host:port/database")
+        summit: dict[str, list[str]] = {}
+        libpq: dict[str, str] = {}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in _SUMMIT_OPTIONS:
+                summit.setdefault(key, []).append(value)
+            else:
+                libpq[key] = value
+        options: dict[str, Any] = {}
+        try:
+            options["replicas"] = [_host_port(value) for value in summit.get("replica", [])]
+            if "prepared_statements" in summit:
+                options["prepared_statements"] = _switch(summit["prepared_statements"][-1], "prepared_statements")
+            if "pool_size" in summit:
+                options["pool_size"] = _whole(summit["pool_size"][-1], "pool_size", minimum=1)
+            if "max_lag_ms" in summit:
+                options["max_lag"] = _whole(summit["max_lag_ms"][-1], "max_lag_ms") / 1000
+            if "poll_ms" in summit:
+                options["poll"] = _whole(summit["poll_ms"][-1], "poll_ms", minimum=10) / 1000
+            synchronous = _switch(summit["synchronous"][-1], "synchronous") if "synchronous" in summit else False
+            timeout_ms = _whole(summit["commit_timeout_ms"][-1], "commit_timeout_ms", minimum=1) if "commit_timeout_ms" in summit else 5000
+            options["commit_timeout"] = timeout_ms / 1000 if synchronous else None
+        except ValueError as error:
+            raise ValueError(f"{url!r}: {error}") from None
+        sa_url = URL.create(
+            "postgresql+psycopg",
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            host=parts.hostname,
+            port=parts.port or 5432,
+            database=parts.path.strip("/"),
+            query=libpq,
+        )
+        return cls(sa_url, **options)
+
+    @property
+    def sync_url(self) -> str:
+        return self.url.render_as_string(hide_password=False)
+
+    # ---- blocks -----------------------------------------------------------------------------
+
+    def write(self) -> PostgresConnection:  # type: ignore[override]
+        return PostgresConnection(self, writing=True)
+
+    def read(self, *, after_write: bool = False) -> PostgresConnection:  # type: ignore[override]
+        return PostgresConnection(self, writing=False, after_write=after_write)
+
+    async def _route(self, after_write: bool) -> ReplicaState | None:
+        """The replica for a read, or None for the primary."""
+        if self.monitor is None:
+            return None
+        position = read_position()
+        if position is None and after_write:
+            return None  # must see a write whose position nobody tracked: only the primary surely has it
+        await self.monitor.first_poll()
+        return self.monitor.choose(_position_value(position.value) if position else None)
+
+    async def _open(self, engine: AsyncEngine) -> AsyncConnection:
+        try:
+            return await engine.connect()
+        except (OperationalError, InterfaceError, OSError) as error:
+            raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
+
+    async def _commit_position(self, conn: AsyncConnection) -> int | None:
+        """The primary's WAL position just after this block's commit (read on the same connection,
+        outside any transaction): a replica that has replayed it has the commit."""
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        try:
+            await driver.set_autocommit(True)
+            try:
+                cursor = await driver.execute("SELECT pg_current_wal_insert_lsn()::text")
+                row = await cursor.fetchone()
+            finally:
+                await driver.set_autocommit(False)
+        except Exception:  # noqa: BLE001  (the commit is done; without a position the next read goes to the primary)
+            return None
+        return parse_lsn(row[0]) if row else None
+
+    async def _next_sequence(self, conn: Connection) -> int:
+        if not self._sequence_ready:
+            await self._create_sequence()
+        return (await conn.execute(_NEXT)).scalar_one()
+
+    async def _create_sequence(self) -> None:
+        from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+        conn = await self._open(self._primary_write)
+        try:
+            async with conn.begin():
+                await conn.execute(text("CREATE SEQUENCE IF NOT EXISTS summit_ids AS bigint"))
+        except (IntegrityError, ProgrammingError):
+            pass  # another process created it at the same moment
+        finally:
+            await conn.close()
+        self._sequence_ready = True
+
+    async def ping(self) -> None:
+        conn = await self._open(self._primary_write)
+        try:
+            await conn.exec_driver_sql("SELECT 1")
+            await conn.rollback()
+        except DBAPIError as error:
+            if _unavailable(error):
+                raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
+            raise
+        finally:
+            await conn.close()
+
+    def replica_status(self) -> list[dict[str, Any]]:
+        """Each replica as the router sees it (for status pages and tests)."""
+        if self.monitor is None:
+            return []
+        return [{"name": r.name, "healthy": r.healthy, "replayed": r.replayed, "staleness_s": r.staleness, "error": r.error}
+                for r in self.monitor.replicas]
+
+    async def close(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.close()
+        for engine in (self._primary_write, self._primary_read, *self._replica_engines.values()):
+            await engine.dispose()
+
+
+def _conninfo(url: URL) -> dict[str, Any]:
+    """psycopg connection keywords for a SQLAlchemy URL (for the monitor's own connections)."""
+    info: dict[str, Any] = {"host": url.host, "port": url.port, "dbname": url.database, "connect_timeout": 2}
+    if url.username:
+        info["user"] = url.username
+    if url.password:
+        info["password"] = url.password
+    info.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+    return info
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"replica must be host:port, got {value!r}")
+    return host, int(port)
+
+
+def _switch(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} is on or off, got {value!r}")
+
+
+def _whole(value: str, name: str, *, minimum: int = 0) -> int:
+    if not value.isdigit() or int(value) < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)

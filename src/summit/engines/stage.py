@@ -1,0 +1,96 @@
+"""What a stage runs: the engines its blueprint asks for, their ports, and the URLs the app
+reaches them by.
+
+``plan(blueprint)`` allocates ports (kept in the data directory, so a restart reuses them) and
+builds the engines in the order they start; ``publish(plan)`` writes the URLs the ports'
+``{postgres}`` placeholders stand for (``run/endpoints.json``) and the app's password file, so
+that the app, ``summit db`` and any other command on the same data directory reach the same
+engines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from summit.blueprint import Blueprint
+from summit.blueprint.model import ENDPOINTS_FILE
+from summit.engines.app import AppServer
+from summit.engines.layout import HOST, Engine, Layout, write_private
+from summit.engines.pgbouncer import PgBouncer, PoolSettings
+from summit.engines.postgres import APP_DATABASE, APP_ROLE, PostgresServer, PostgresSettings
+
+
+@dataclass
+class StagePlan:
+    blueprint: Blueprint
+    layout: Layout
+    engines: list[Engine] = field(default_factory=list)  # in start order; the app last when served
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    def engine(self, name: str) -> Engine:
+        for engine in self.engines:
+            if engine.name == name:
+                return engine
+        raise KeyError(name)
+
+    def of_kind(self, kind: str) -> list[Engine]:
+        return [e for e in self.engines if e.kind == kind]
+
+
+def plan(blueprint: Blueprint, *, with_app: bool = True) -> StagePlan:
+    """The engines of ``blueprint``'s stage (and the app server, unless ``with_app`` is False)."""
+    layout = Layout(blueprint.data_dir.resolve())
+    result = StagePlan(blueprint, layout)
+    pg = blueprint.engines.postgres
+    if pg.enabled:
+        _plan_postgres(blueprint, layout, result)
+    if with_app:
+        needs = tuple(e.name for e in result.engines if e.kind == "pgbouncer" or (e.kind == "postgres" and not blueprint.engines.pgbouncer.enabled))
+        result.engines.append(AppServer("app", blueprint, needs=needs))
+    return result
+
+
+def _plan_postgres(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
+    pg, bouncer = blueprint.engines.postgres, blueprint.engines.pgbouncer
+    servers = ["postgres-primary", *(f"postgres-replica-{n}" for n in range(1, pg.replicas + 1))]
+    poolers = [f"pgbouncer-{name.removeprefix('postgres-')}" for name in servers] if bouncer.enabled else []
+    ports = layout.ports(servers + poolers)
+    settings = PostgresSettings(
+        max_connections=pg.max_connections, shared_buffers_mb=pg.shared_buffers_mb, synchronous=pg.synchronous,
+        replica_names=tuple(name.replace("-", "_") for name in servers[1:]),
+    )
+    primary = PostgresServer(servers[0], ports[servers[0]], settings)
+    members = [primary, *(PostgresServer(name, ports[name], settings, primary=primary) for name in servers[1:])]
+    result.engines += members
+    fronts: list[Engine] = list(members)
+    if bouncer.enabled:
+        pool = PoolSettings(pool_size=bouncer.pool_size, max_client_conn=bouncer.max_client_conn)
+        fronts = [PgBouncer(name, ports[name], server, pool) for name, server in zip(poolers, members)]
+        result.engines += fronts
+    passfile = layout.secrets_dir / "pgpass"
+    query = [f"passfile={passfile}"]
+    query += [f"replica={front.address}" for front in fronts[1:]]
+    if bouncer.enabled:
+        query.append("prepared_statements=off")  # PgBouncer 1.18 in transaction pooling keeps none
+    if pg.synchronous:
+        query.append("synchronous=on")
+    result.endpoints["postgres"] = f"postgresql://{APP_ROLE}@{fronts[0].address}/{APP_DATABASE}?" + "&".join(query)
+
+
+def publish(stage: StagePlan) -> None:
+    """Write the stage's endpoints and the app's password file (owner-only)."""
+    layout = stage.layout
+    if stage.blueprint.engines.postgres.enabled:
+        password = PostgresServer.passwords(layout)[APP_ROLE]
+        write_private(layout.secrets_dir / "pgpass", f"{HOST}:*:*:{APP_ROLE}:{password}\n")
+    path: Path = layout.data_dir / ENDPOINTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stage.endpoints, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def unpublish(layout: Layout) -> None:
+    (layout.data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
