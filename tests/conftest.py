@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -17,14 +18,50 @@ from summit.blueprint import Blueprint, load_blueprint
 from summit.ports.mail import Outbox
 
 pytest.register_assert_rewrite("summit.testing")  # before it is imported, so its asserts explain themselves
+from summit.testing.engines import PostgresStage, running_postgres  # noqa: E402
 from summit.testing.mail import mailed_code  # noqa: E402
 
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}  # tests only: hashing stays argon2id
 
 
+# SUMMIT_TEST_DB=postgres runs the app's tests on PostgreSQL (the sql and queue ports, through
+# PgBouncer, with a replica and read-your-writes routing): `make test-postgres`
+ON_POSTGRES = os.environ.get("SUMMIT_TEST_DB", "sqlite") == "postgres"
+
+
+@pytest.fixture(scope="session")
+def postgres_stage() -> Iterator[PostgresStage]:
+    """PostgreSQL for this test session (one per xdist worker): a primary and a replica, each behind
+    its PgBouncer, started by the control plane's own engine units."""
+    with running_postgres(replicas=1) as stage:
+        yield stage
+
+
+@dataclass
+class PostgresDatabase:
+    stage: PostgresStage
+    name: str
+
+    @property
+    def url(self) -> str:
+        return self.stage.url(self.name)
+
+
 @pytest.fixture
-def blueprint(tmp_path) -> Blueprint:  # noqa: ANN001
-    return load_blueprint(environ={}, overrides={"data_dir": str(tmp_path / "data"), "auth": FAST_ARGON2})
+def postgres_db(postgres_stage: PostgresStage) -> Iterator[PostgresDatabase]:
+    """A fresh database of the session's PostgreSQL, dropped after the test."""
+    name = postgres_stage.create_database()
+    yield PostgresDatabase(postgres_stage, name)
+    postgres_stage.drop_database(name)
+
+
+@pytest.fixture
+def blueprint(tmp_path, request) -> Blueprint:  # noqa: ANN001
+    overrides: dict = {"data_dir": str(tmp_path / "data"), "auth": FAST_ARGON2}
+    if ON_POSTGRES:
+        url = request.getfixturevalue("postgres_db").url
+        overrides["ports"] = {"sql": url, "queue": url + "&max_receives=5"}
+    return load_blueprint(environ={}, overrides=overrides)
 
 
 @pytest.fixture

@@ -192,7 +192,7 @@ def _detach(blueprint) -> None:  # noqa: ANN001
     """Run this same `summit up` in the background and return once the stage is ready."""
     log = blueprint.data_dir / "logs" / "summit-up.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "summit.cli.main", "up", "--stage", blueprint.stage, "--data-dir", str(blueprint.data_dir),
+    argv = [sys.executable, "-m", "summit", "up", "--stage", blueprint.stage, "--data-dir", str(blueprint.data_dir),
             "--host", blueprint.server.host, "--port", str(blueprint.server.port), "--workers", str(blueprint.server.workers),
             "--app", blueprint.app.factory]
     with open(log, "ab") as out:

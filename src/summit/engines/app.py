@@ -40,7 +40,7 @@ class AppServer(Engine):
         }
         if os.environ.get("SUMMIT_CONFIG"):
             env["SUMMIT_CONFIG"] = os.environ["SUMMIT_CONFIG"]
-        return Command([sys.executable, "-m", "summit.cli.main", "serve"], env=env, stop_signal=signal.SIGINT, grace=20.0)
+        return Command([sys.executable, "-m", "summit", "serve"], env=env, stop_signal=signal.SIGINT, grace=20.0)
 
     def ready(self, layout: Layout) -> bool:
         if not tcp_open(self.host, self.port):

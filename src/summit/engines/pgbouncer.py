@@ -74,7 +74,7 @@ log_disconnections = 0
 
     def command(self, layout: Layout) -> Command:
         return Command([binary(), str(layout.engine_dir(self.name) / "pgbouncer.ini")], user=run_as(),
-                       stop_signal=signal.SIGTERM, grace=5.0)
+                       stop_signal=signal.SIGINT, grace=5.0)  # SIGINT: safe shutdown
 
     def ready(self, layout: Layout) -> bool:
         if not tcp_open(self.host, self.port):

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from summit.blueprint import Blueprint, BlueprintError
 from summit.engines.process import alive
@@ -27,11 +27,12 @@ def without_secrets(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is not None:
         netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        parts = parts._replace(netloc=netloc)
-    if parts.query:
-        pairs = [(k, "***" if k in _SECRET_OPTIONS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        parts = parts._replace(query=urlencode(pairs, safe="/:*"))
-    return urlunsplit(parts)
+        url = url.replace(parts.netloc, netloc, 1)
+    if any(k in _SECRET_OPTIONS for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        head, _, query = url.partition("?")
+        pairs = [(k, "***" if k in _SECRET_OPTIONS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        url = head + "?" + urlencode(pairs, safe="/:*")
+    return url
 
 
 def path(data_dir: Path) -> Path:
