@@ -23,7 +23,8 @@ from summit.blueprint import Blueprint, load_blueprint
 from summit.migrate import upgrade_all
 from summit.platform import Platform
 from summit.security import BrowserSessionMiddleware, Security, admin_router, identity_router
-from summit.web import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
+from summit.ports import CommitUnknown, DatabaseUnavailable
+from summit.web import BodyLimitMiddleware, ReadYourWritesMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
 from summit.web.audit import AuditMiddleware
 from summit.web.forms import strict_utf8_forms
 from summit.web.logs import configure_logging, flush_access_log
@@ -106,9 +107,15 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     photo_limit = blueprint.uploads.max_photo_bytes
     app.add_middleware(BodyLimitMiddleware, default=MAX_BODY_BYTES,
                        limits=[(takes_photo, photo_limit + uploads.ENVELOPE, uploads.too_large(photo_limit))])
+    app.add_middleware(ReadYourWritesMiddleware, enabled=lambda: _has_replicas(app), secure=blueprint.auth.cookie_secure)
     app.add_middleware(SecurityHeadersMiddleware, hsts=blueprint.auth.cookie_secure)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
+
+
+def _has_replicas(app: FastAPI) -> bool:
+    ctx = getattr(app.state, "ctx", None)
+    return ctx is not None and ctx.db.features.has_replicas
 
 
 def _wants_html(request: Request) -> bool:
@@ -158,7 +165,21 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> Response:
-        """A bug: logged with its traceback; the client gets the JSON shape and the request id."""
+        """A bug: logged with its traceback; the client gets the JSON shape and the request id.
+        The database being unreachable is no bug: 503 with a time to retry (from a route or from
+        a middleware, which is why it is caught here)."""
+        if isinstance(error, CommitUnknown):
+            log.warning("commit not confirmed: %s", error, extra={"path": request.url.path})
+            response = _error_response(request, 503, "commit_unknown", "your change was sent but not confirmed in time: "
+                                       "it may or may not have been saved; check before sending it again")
+            response.headers["retry-after"] = "5"
+            return response
+        if isinstance(error, DatabaseUnavailable):
+            log.warning("database unavailable: %s", error, extra={"path": request.url.path})
+            response = _error_response(request, 503, "unavailable", "the service is briefly unavailable (its database "
+                                       "does not answer); nothing was changed: retry in a few seconds")
+            response.headers["retry-after"] = "2"
+            return response
         log.exception("unhandled error", extra={"path": request.url.path})
         return _error_response(request, 500, "internal_error", "something went wrong on our side; the request id identifies it in our logs")
 

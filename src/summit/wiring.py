@@ -28,6 +28,8 @@ ADAPTERS: dict[str, dict[str, str]] = {
     },
     "queue": {
         "sqlite": "summit.adapters.sqlite.queue:SQLiteQueue",
+        "postgresql": "summit.adapters.postgres.queue:PostgresQueue",
+        "postgres": "summit.adapters.postgres.queue:PostgresQueue",
     },
     "mail": {
         "outbox": "summit.adapters.outbox.mailer:OutboxMailer",

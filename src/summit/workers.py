@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from summit.ports import sql
 from summit.ports.queue import Message, Queue, ReceiptInvalid, check_name
 
 Handler = Callable[[bytes], Awaitable[None]]
@@ -160,6 +161,7 @@ class Worker:
 
     async def _process(self, name: str, handler: Handler, message: Message) -> None:
         self._active += 1
+        _, tracking = sql.track_writes()  # a job reads its own writes, as a request does
         try:
             try:
                 await handler(message.body)
@@ -179,6 +181,7 @@ class Worker:
                 self.processed += 1
                 await self._settle(self.queue.ack(name, message.receipt), name, message)
         finally:
+            sql.untrack(tracking)
             self._active -= 1
 
     async def _settle(self, call: Awaitable[None], name: str, message: Message) -> None:

@@ -162,8 +162,9 @@ async def tag_posts(
 
 
 async def make_thumbnails(ctx: Context, post_id: int) -> None:
-    """The thumbnail job: idempotent, so a redelivered message does no harm."""
-    async with ctx.db.read() as conn:
+    """The thumbnail job: idempotent, so a redelivered message does no harm. It reads the primary:
+    the post was written by another process a moment ago."""
+    async with ctx.db.read(after_write=True) as conn:
         row = (await conn.execute(select(p.photo_key, p.thumbs_ready).where(p.id == post_id))).first()
     if row is None or row.thumbs_ready:
         return

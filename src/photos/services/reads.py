@@ -91,7 +91,7 @@ async def _cached_rows(ctx: Context, kind: str, ids: list[int], query: Any) -> d
     rows = {i: orjson.loads(found[key]) for i, key in keys.items() if key in found}
     missing = [i for i in ids if i not in rows]
     if missing:
-        async with ctx.db.read() as conn:
+        async with _fill(ctx) as conn:
             fetched = (await conn.execute(query, {"ids": missing})).mappings().all()
         for row in fetched:
             rows[row["id"]] = dict(row)
@@ -108,7 +108,7 @@ async def _liked(ctx: Context, user_id: int, post_ids: list[int]) -> set[int]:
     liked = {i for i, key in keys.items() if found.get(key) == b"1"}
     missing = [i for i, key in keys.items() if key not in found]
     if missing:
-        async with ctx.db.read() as conn:
+        async with _fill(ctx) as conn:
             fresh = set((await conn.execute(_LIKED, {"user": user_id, "ids": missing})).scalars())
         liked |= fresh
         for i in missing:
@@ -129,7 +129,7 @@ async def following(ctx: Context, user_id: int) -> list[int]:
     cached = (await _get_many(ctx, [key])).get(key)
     if cached is not None:
         return orjson.loads(cached)
-    async with ctx.db.read() as conn:
+    async with _fill(ctx) as conn:
         ids = list((await conn.execute(_FOLLOWING, {"user": user_id})).scalars())
     await _set(ctx, key, orjson.dumps(ids))
     return ids
@@ -163,7 +163,7 @@ async def _timelines(ctx: Context, authors: list[int]) -> dict[int, tuple[list[i
     missing = [a for a in authors if a not in out]
     if missing:
         newest: dict[int, list[int]] = {a: [] for a in missing}
-        async with ctx.db.read() as conn:
+        async with _fill(ctx) as conn:
             for author_id, post_id in (await conn.execute(_TIMELINES, {"ids": missing, "rows": WINDOW + 1})).all():
                 newest[author_id].append(post_id)
         for author, ids in newest.items():
@@ -193,6 +193,14 @@ async def forget_user(ctx: Context, user_id: int) -> None:
 
 async def forget_like(ctx: Context, user_id: int, post_id: int) -> None:
     await _forget(ctx, [f"liked:{user_id}:{post_id}", f"post:{post_id}"])
+
+
+def _fill(ctx: Context):  # noqa: ANN202
+    """A read block whose rows go into the shared cache: it must see every committed write (the
+    primary, where there are replicas), or a lagging replica could put an old row back in the cache
+    right after a write removed it, until the entry's TTL. Without a cache, any replica that has
+    this client's own writes will do."""
+    return ctx.db.read(after_write=ctx.read_cache is not None)
 
 
 async def _get_many(ctx: Context, keys: Iterable[str]) -> dict[str, bytes]:

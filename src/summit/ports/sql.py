@@ -138,9 +138,11 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     def read(self, *, after_write: bool = False) -> AbstractAsyncContextManager[Connection]:
-        """A read-only snapshot. Where there are replicas, it sees the writes this client made
-        before (the ``read_position`` of the request or job); ``after_write=True`` says the block
-        must see a write just made even where no position is tracked (then it reads the primary)."""
+        """A read-only snapshot. Where there are replicas, it sees at least the writes this client
+        made before (the ``read_position`` of the request or job), and may miss other clients'
+        latest writes for a moment (the replicas' lag bound). ``after_write=True`` asks for every
+        write committed before the block, whoever made it: the primary (for a job reading what a
+        request just wrote, or a read that fills a shared cache)."""
 
     async def next_id(self, conn: Connection, shard: int) -> int:
         """A new ID on logical ``shard``, from this database's sequence, inside ``conn``'s transaction."""

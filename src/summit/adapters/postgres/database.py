@@ -6,7 +6,8 @@ Write blocks are transactions on the primary (READ COMMITTED, PostgreSQL's defau
 serialises read-modify-writes). Read blocks are READ ONLY, REPEATABLE READ transactions (one
 snapshot for the whole block) on a replica chosen by ``ReplicaMonitor``: one that is at most
 ``max_lag_ms`` behind and has replayed this client's latest write (``ReadPosition``, moved forward
-by each commit to the primary's WAL position after it), else the primary.
+by each commit to the primary's WAL position after it), else the primary; ``read(after_write=True)``
+reads the primary.
 
 Options (the rest of the query goes to libpq: ``passfile``, ``sslmode``, ``connect_timeout`` ...):
 - ``replica=host:port``, repeated: the replicas (same database name, user and password file);
@@ -252,11 +253,9 @@ class PostgresDatabase(Database):
 
     async def _route(self, after_write: bool) -> ReplicaState | None:
         """The replica for a read, or None for the primary."""
-        if self.monitor is None:
+        if self.monitor is None or after_write:  # every committed write: only the primary surely has it
             return None
         position = read_position()
-        if position is None and after_write:
-            return None  # must see a write whose position nobody tracked: only the primary surely has it
         await self.monitor.first_poll()
         return self.monitor.choose(_position_value(position.value) if position else None)
 
