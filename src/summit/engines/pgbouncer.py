@@ -64,6 +64,7 @@ stats_users = {SUPERUSER}
 ignore_startup_parameters = extra_float_digits,options
 server_check_delay = 5
 server_connect_timeout = 5
+server_login_retry = 1
 query_wait_timeout = 30
 logfile =
 pidfile =

@@ -16,6 +16,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,15 +48,32 @@ class PostgresStage:
         base = self.stage.endpoints["postgres"].replace("/summit?", f"/{database}?", 1)
         return base + "".join(f"&{key}={value}" for key, value in options.items())
 
-    def superuser(self, database: str = "postgres") -> Any:
+    def superuser(self, database: str = "postgres", server: str = "postgres-primary") -> Any:
+        """A superuser connection (autocommit) straight to ``server``, past PgBouncer."""
         import psycopg
 
-        return psycopg.connect(self.primary.superuser_dsn(self.stage.layout, database), autocommit=True)
+        engine: PostgresServer = self.stage.engine(server)  # type: ignore[assignment]
+        return psycopg.connect(engine.superuser_dsn(self.stage.layout, database), autocommit=True)
+
+    def replicas(self) -> list[str]:
+        return [e.name for e in self.stage.of_kind("postgres")[1:]]
+
+    def pause_replay(self, replica: str, paused: bool = True) -> None:
+        """Stop (or resume) a replica's WAL replay: it keeps answering, with older and older data."""
+        with self.superuser(server=replica) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()")
 
     def create_database(self, prefix: str = "t") -> str:
         name = f"{prefix}_{os.getpid()}_{next(_names)}"
         with self.superuser() as conn:
             conn.execute(f'CREATE DATABASE "{name}" OWNER "{APP_ROLE}"')
+        for replica in self.replicas():  # usable once every replica has replayed it (bounded)
+            with self.superuser(server=replica) as conn:
+                deadline = time.monotonic() + 30
+                while not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{replica} did not replay CREATE DATABASE {name} within 30 s")
+                    time.sleep(0.01)
         return name
 
     def drop_database(self, name: str) -> None:

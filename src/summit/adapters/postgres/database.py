@@ -14,6 +14,8 @@ Options (the rest of the query goes to libpq: ``passfile``, ``sslmode``, ``conne
 - ``prepared_statements=off``: behind PgBouncer in transaction pooling (1.18 keeps none);
 - ``pool_size`` (10): connections per server in this process;
 - ``max_lag_ms`` (1000), ``poll_ms`` (250): the replicas' lag bound and how often it is measured;
+- ``replica_timeout_ms`` (3000): a statement on a replica that takes longer (a paused or cut-off
+  replica) leaves it out of rotation and runs again on another server;
 - ``synchronous=on`` with ``commit_timeout_ms`` (5000): a commit that waits longer for a
   synchronous replica is cancelled and reported as ``CommitUnknown``, never left hanging.
 
@@ -41,7 +43,7 @@ from summit.ports.sql import CommitUnknown, Connection, Database, DatabaseUnavai
 
 T = TypeVar("T")
 
-_SUMMIT_OPTIONS = ("replica", "prepared_statements", "pool_size", "max_lag_ms", "poll_ms", "synchronous", "commit_timeout_ms")
+_SUMMIT_OPTIONS = ("replica", "prepared_statements", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
 _NEXT = text("SELECT nextval('summit_ids')")
 _POSITION = re.compile(r"[0-9]{1,20}")
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, shutdowns, not yet accepting
@@ -97,15 +99,22 @@ class PostgresConnection(Connection):
             return
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
+        lost = self._replica
         try:
-            return await self._conn.execute(statement, parameters)  # type: ignore[union-attr]
-        except DBAPIError as error:
-            if not _unavailable(error):
+            if lost is None:
+                return await self._conn.execute(statement, parameters)  # type: ignore[union-attr]
+            # a replica that stopped answering (paused, cut off) must not hold the read forever
+            return await asyncio.wait_for(self._conn.execute(statement, parameters), self._db.replica_timeout)  # type: ignore[union-attr]
+        except asyncio.TimeoutError:
+            error: BaseException = TimeoutError(f"no answer within {self._db.replica_timeout:g} s")
+            await self._conn.invalidate()  # type: ignore[union-attr]
+        except DBAPIError as failure:
+            if not _unavailable(failure):
                 raise
-            if self._writing or self._replica is None:
-                raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
-            lost = self._replica
-            self._db.monitor.failed(lost, error)  # type: ignore[union-attr]
+            if self._writing or lost is None:
+                raise DatabaseUnavailable(f"the database is unavailable: {_first_line(failure)}") from failure
+            error = failure
+        self._db.monitor.failed(lost, error)  # type: ignore[union-attr]
         await self._discard()
         await self._open_read(avoid=lost)  # the same statement, on another server
         return await self.execute(statement, parameters)
@@ -176,9 +185,11 @@ class PostgresDatabase(Database):
         pool_size: int = 10,
         max_lag: float = 1.0,
         poll: float = 0.25,
+        replica_timeout: float = 3.0,
         commit_timeout: float | None = None,
     ):
         self.url = url
+        self.replica_timeout = replica_timeout
         self.replicas = list(replicas)
         self.commit_timeout = commit_timeout
         self.features = Features(dialect="postgresql", has_replicas=bool(self.replicas), skip_locked=True, concurrent_writers=True)
@@ -223,6 +234,8 @@ class PostgresDatabase(Database):
                 options["max_lag"] = _whole(summit["max_lag_ms"][-1], "max_lag_ms") / 1000
             if "poll_ms" in summit:
                 options["poll"] = _whole(summit["poll_ms"][-1], "poll_ms", minimum=10) / 1000
+            if "replica_timeout_ms" in summit:
+                options["replica_timeout"] = _whole(summit["replica_timeout_ms"][-1], "replica_timeout_ms", minimum=1) / 1000
             synchronous = _switch(summit["synchronous"][-1], "synchronous") if "synchronous" in summit else False
             timeout_ms = _whole(summit["commit_timeout_ms"][-1], "commit_timeout_ms", minimum=1) if "commit_timeout_ms" in summit else 5000
             options["commit_timeout"] = timeout_ms / 1000 if synchronous else None
