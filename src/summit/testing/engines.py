@@ -58,6 +58,20 @@ class PostgresStage:
     def replicas(self) -> list[str]:
         return [e.name for e in self.stage.of_kind("postgres")[1:]]
 
+    def freeze(self, name: str, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) an engine and every process under it: PostgreSQL's backends run in
+        sessions of their own, so signalling the postmaster's group would leave them answering."""
+        import signal
+
+        import psutil
+
+        leader = psutil.Process(self.unit(name).process.pid)
+        for process in [leader, *leader.children(recursive=True)]:
+            try:
+                process.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+            except psutil.NoSuchProcess:
+                pass
+
     def pause_replay(self, replica: str, paused: bool = True) -> None:
         """Stop (or resume) a replica's WAL replay: it keeps answering, with older and older data."""
         with self.superuser(server=replica) as conn:

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
-from summit.adapters.postgres.replicas import ReplicaMonitor, ReplicaState, parse_lsn
+from summit.adapters.postgres.replicas import ReplicaMonitor, ReplicaState, bounded, parse_lsn
 from summit.ports.sql import CommitUnknown, Connection, Database, DatabaseUnavailable, Features, read_position
 
 T = TypeVar("T")
@@ -104,9 +104,11 @@ class PostgresConnection(Connection):
             if lost is None:
                 return await self._conn.execute(statement, parameters)  # type: ignore[union-attr]
             # a replica that stopped answering (paused, cut off) must not hold the read forever
-            return await asyncio.wait_for(self._conn.execute(statement, parameters), self._db.replica_timeout)  # type: ignore[union-attr]
-        except asyncio.TimeoutError:
-            error: BaseException = TimeoutError(f"no answer within {self._db.replica_timeout:g} s")
+            conn = self._conn
+            raw = await conn.get_raw_connection()  # type: ignore[union-attr]
+            return await bounded(conn.execute(statement, parameters), self._db.replica_timeout, lambda: raw.driver_connection)  # type: ignore[union-attr]
+        except TimeoutError as timeout:
+            error: BaseException = timeout
             await self._conn.invalidate()  # type: ignore[union-attr]
         except DBAPIError as failure:
             if not _unavailable(failure):
@@ -129,6 +131,8 @@ class PostgresConnection(Connection):
         try:
             if exc_type is None and self._writing:
                 await self._commit(conn)
+            elif not self._writing:
+                await self._end_read(conn)
             elif conn.in_transaction():
                 await conn.rollback()
         except DBAPIError as error:
@@ -137,6 +141,18 @@ class PostgresConnection(Connection):
             raise
         finally:
             await self._discard()
+
+    async def _end_read(self, conn: AsyncConnection) -> None:
+        """End a read block: its results are already in the caller's hands, so a server lost at this
+        point costs only the connection, never the read."""
+        if not conn.in_transaction():
+            return
+        try:
+            await conn.rollback()
+        except DBAPIError as error:
+            if self._replica is not None and _unavailable(error):
+                self._db.monitor.failed(self._replica, error)  # type: ignore[union-attr]
+            await conn.invalidate()
 
     async def _commit(self, conn: AsyncConnection) -> None:
         db = self._db

@@ -17,8 +17,11 @@ import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("summit.sql.replicas")
 
@@ -156,7 +159,7 @@ class ReplicaMonitor:
             return conn, row[0] if row else None
 
         try:
-            return await asyncio.wait_for(run(), self.timeout)
+            return await bounded(run(), self.timeout, lambda: conn)
         except BaseException:
             if conn is not None:
                 await _close_quietly(conn)
@@ -173,6 +176,32 @@ class ReplicaMonitor:
         for conn in (self._primary_conn, *(r.conn for r in self.replicas)):
             if conn is not None:
                 await _close_quietly(conn)
+
+
+async def bounded(awaitable: Awaitable[T], timeout: float, driver: Callable[[], Any]) -> T:
+    """``awaitable`` within ``timeout`` seconds, or TimeoutError at once.
+
+    Cancelling a psycopg call makes psycopg ask the server to cancel the query and wait for it (up
+    to 10 s): from a frozen server, no answer comes. So a call that overruns has its connection's
+    socket closed under it (``driver()``: the psycopg connection, if any), which ends it now.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    conn = driver()
+    if conn is not None:
+        conn.pgconn.finish()  # the socket closes: the stuck call fails instead of waiting
+    task.cancel()
+    try:
+        await task
+    except BaseException:  # noqa: BLE001  (it failed or was cancelled, as intended)
+        pass
+    raise TimeoutError(f"no answer within {timeout:g} s")
 
 
 async def _close_quietly(conn: Any) -> None:
