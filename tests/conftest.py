@@ -46,6 +46,11 @@ class PostgresDatabase:
     def url(self) -> str:
         return self.stage.url(self.name)
 
+    @property
+    def location(self) -> str:
+        """The URL after ``postgresql://`` (what a contract line's ``{engine.location}`` stands for)."""
+        return self.url.split("://", 1)[1]
+
 
 @pytest.fixture
 def postgres_db(postgres_stage: PostgresStage) -> Iterator[PostgresDatabase]:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import abc
+import math
 import re
 import time
 from collections.abc import Callable
@@ -63,6 +64,15 @@ def check_name(name: str) -> str:
     if not isinstance(base, str) or not _NAME.fullmatch(base):
         raise QueueError(f"invalid queue name {name!r}: use 1-75 letters, digits, '-', '_' or '.'")
     return name
+
+
+def check_seconds(name: str, value: float, *, positive: bool) -> float:
+    """A duration argument as float seconds, or TypeError/ValueError naming it (finite, >= 0, or > 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} is a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a finite number of seconds {'> 0' if positive else '>= 0'}, not {value!r}")
+    return float(value)
 
 
 class Queue(abc.ABC):

@@ -58,6 +58,8 @@ def param(url: str, *, id: str, engine: str | None = None, marks: Any = ()) -> A
 BACKENDS: dict[str, list[Any]] = {
     "sql": [
         param("sqlite:///{tmp}/app.db", id="sqlite"),
+        # a fresh database, through PgBouncer, with a streaming replica behind the router
+        param("postgresql://{engine.location}", id="postgres", engine="postgres_db", marks=pytest.mark.postgres),
     ],
     "objects": [
         param("file://{tmp}/objects", id="file"),
@@ -69,6 +71,7 @@ BACKENDS: dict[str, list[Any]] = {
     "queue": [
         param("sqlite:///{tmp}/queue.db?max_receives=3", id="sqlite"),
         param("sqlite://?max_receives=3", id="sqlite-memory"),
+        param("postgresql://{engine.location}&max_receives=3", id="postgres", engine="postgres_db", marks=pytest.mark.postgres),
     ],
     "mail": [
         param("outbox://{tmp}/outbox", id="outbox"),

@@ -12,7 +12,6 @@ between processes; a test passes a clock it advances by hand.
 from __future__ import annotations
 
 import asyncio
-import math
 import secrets
 import sqlite3
 import time
@@ -34,6 +33,7 @@ from summit.ports.queue import (
     QueueStats,
     ReceiptInvalid,
     check_name,
+    check_seconds,
     dead_letter_queue,
 )
 
@@ -113,7 +113,7 @@ class SQLiteQueue(Queue):
         check_name(queue)
         if not isinstance(body, bytes):
             raise TypeError(f"a message body is bytes, not {type(body).__name__}")
-        delay = _seconds("delay", delay, positive=False)
+        delay = check_seconds("delay", delay, positive=False)
         return await self._run(self._send, queue, body, delay)
 
     async def receive(
@@ -122,8 +122,8 @@ class SQLiteQueue(Queue):
         check_name(queue)
         if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not 1 <= max_messages <= 100:
             raise ValueError(f"max_messages must be an integer from 1 to 100, not {max_messages!r}")
-        visibility_timeout = _seconds("visibility_timeout", visibility_timeout, positive=True)
-        wait = _seconds("wait", wait, positive=False)
+        visibility_timeout = check_seconds("visibility_timeout", visibility_timeout, positive=True)
+        wait = check_seconds("wait", wait, positive=False)
         deadline = time.monotonic() + wait
         while True:
             messages = await self._run(self._receive, queue, max_messages, visibility_timeout)
@@ -139,7 +139,7 @@ class SQLiteQueue(Queue):
 
     async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> None:
         check_name(queue)
-        delay = _seconds("delay", delay, positive=False)
+        delay = check_seconds("delay", delay, positive=False)
         sql = "UPDATE summit_queue_messages SET receipt = NULL, visible_at = ? WHERE queue = ? AND receipt = ?"
         await self._by_receipt(sql, (self.clock() + delay,), queue, receipt)
 
@@ -273,11 +273,3 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-def _seconds(name: str, value: float, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} is a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number of seconds {'> 0' if positive else '>= 0'}, not {value!r}")
-    return float(value)

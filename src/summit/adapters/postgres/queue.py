@@ -1,0 +1,303 @@
+"""The queue port on PostgreSQL: one table shared by any number of processes (psycopg 3, async).
+
+    postgresql://summit@127.0.0.1:6432/summit?passfile=/srv/secrets/pgpass&prepared_statements=off&max_receives=5
+
+``max_receives`` (5) and ``prepared_statements=off`` (behind PgBouncer in transaction pooling, which
+keeps no prepared statements) are the queue's options; the sql adapter's own options (``replica``,
+``pool_size`` ...) are accepted and ignored, since a stage gives both ports the same base URL; the
+rest of the query goes to libpq (``passfile``, ``sslmode``, ``connect_timeout`` ...).
+
+Every call is one short transaction on an autocommit connection of a small pool, so it works
+through PgBouncer's transaction pooling. A receive selects the oldest visible messages ``FOR UPDATE
+SKIP LOCKED`` and claims them (receipt, visibility, count) in the same transaction: a consumer
+skips the rows another one is claiming instead of waiting for them, and no two consumers, in any
+number of processes, ever claim the same message. Times are unix seconds of the queue's ``clock``
+(``time.time`` by default, since processes compare them); a test passes a clock it advances by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import psycopg
+from psycopg import errors
+from psycopg.pq import TransactionStatus
+
+from summit.ports.queue import (
+    DEAD_SUFFIX,
+    DEFAULT_MAX_RECEIVES,
+    Clock,
+    Message,
+    Queue,
+    QueueError,
+    QueueStats,
+    ReceiptInvalid,
+    check_name,
+    check_seconds,
+    dead_letter_queue,
+)
+
+T = TypeVar("T")
+
+_POLL_INTERVAL = 0.05  # seconds between two looks at the table while a receive waits
+_POOL_SIZE = 4  # connections per instance: a call holds one for a single short transaction
+_TIMEOUT = 30.0  # seconds a call may take, waiting for a connection included: a stuck server is an error
+_CONNECT_TIMEOUT = "5"  # libpq's connect_timeout (seconds), unless the URL sets one
+_SQL_OPTIONS = ("replica", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
+_RACED = (errors.DuplicateTable, errors.DuplicateObject, errors.UniqueViolation)  # another process created it first
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS summit_queue_messages (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- sending order, among equal visible_at
+        queue text NOT NULL,
+        id text NOT NULL,
+        body bytea NOT NULL,
+        sent_at double precision NOT NULL,
+        visible_at double precision NOT NULL,
+        receipt text UNIQUE,  -- the latest receipt, NULL until received and once released
+        receive_count integer NOT NULL DEFAULT 0
+    )""",
+    # "the oldest visible messages of queue Q": a range scan, already in (visible_at, seq) order
+    "CREATE INDEX IF NOT EXISTS summit_queue_ready ON summit_queue_messages (queue, visible_at, seq)",
+)
+# CREATE INDEX takes a lock on the table even when the index exists: look before creating
+_SCHEMA_PRESENT = "SELECT to_regclass('summit_queue_messages') IS NOT NULL AND to_regclass('summit_queue_ready') IS NOT NULL"
+_SELECT_READY = (
+    "SELECT seq, id, body, sent_at, receive_count FROM summit_queue_messages "
+    "WHERE queue = %s AND visible_at <= %s ORDER BY visible_at, seq LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+_CLAIM = (
+    "UPDATE summit_queue_messages AS m SET receipt = c.receipt, visible_at = %s, receive_count = m.receive_count + 1 "
+    "FROM unnest(%s::bigint[], %s::text[]) AS c(seq, receipt) WHERE m.seq = c.seq"
+)
+_BURY = (
+    "UPDATE summit_queue_messages SET queue = %s, visible_at = %s, receipt = NULL, receive_count = 0 "
+    "WHERE seq = ANY(%s::bigint[])"
+)
+
+
+class PostgresQueue(Queue):
+    def __init__(
+        self,
+        conninfo: dict[str, Any],
+        *,
+        max_receives: int = DEFAULT_MAX_RECEIVES,
+        prepared_statements: bool = True,
+        clock: Clock = time.time,
+    ):
+        """``conninfo``: libpq connection keywords (host, port, dbname, user, passfile ...)."""
+        if isinstance(max_receives, bool) or not isinstance(max_receives, int) or max_receives < 1:
+            raise ValueError(f"max_receives must be an integer >= 1, not {max_receives!r}")
+        if not callable(clock):
+            raise TypeError(f"clock is a function returning unix seconds (such as time.time), not {clock!r}")
+        self.conninfo = {"connect_timeout": _CONNECT_TIMEOUT, **conninfo}
+        self.max_receives = max_receives
+        self.prepared_statements = prepared_statements
+        self.clock = clock
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots = asyncio.Semaphore(_POOL_SIZE)
+        self._schema_ready = False
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock = time.time) -> PostgresQueue:
+        parts = urlsplit(url)
+        if parts.scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres"):
+            raise ValueError(f"{url!r}: the PostgreSQL queue takes postgresql:// URLs")
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError(f"{url!r}: a PostgreSQL URL names a host and a database: postgresql://user@host:port/database")
+        conninfo: dict[str, Any] = {"host": parts.hostname, "port": parts.port or 5432, "dbname": unquote(parts.path.strip("/"))}
+        if parts.username:
+            conninfo["user"] = unquote(parts.username)
+        if parts.password:
+            conninfo["password"] = unquote(parts.password)
+        options: dict[str, Any] = {}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "max_receives":
+                try:
+                    options["max_receives"] = int(value)
+                except ValueError:
+                    raise ValueError(f"{url!r}: max_receives must be an integer, not {value!r}") from None
+            elif key == "prepared_statements":
+                if value.lower() not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(f"{url!r}: prepared_statements is on or off, not {value!r}")
+                options["prepared_statements"] = value.lower() in ("on", "true", "1", "yes")
+            elif key not in _SQL_OPTIONS:  # libpq's business
+                conninfo[key] = value
+        try:
+            return cls(conninfo, clock=clock, **options)
+        except ValueError as error:
+            raise ValueError(f"{url!r}: {error}") from None
+
+    def __repr__(self) -> str:
+        info = self.conninfo
+        return f"PostgresQueue('{info['host']}:{info['port']}/{info['dbname']}', max_receives={self.max_receives})"
+
+    # -- the port ---------------------------------------------------------------------------------
+
+    async def send(self, queue: str, body: bytes, *, delay: float = 0.0) -> str:
+        check_name(queue)
+        if not isinstance(body, bytes):
+            raise TypeError(f"a message body is bytes, not {type(body).__name__}")
+        delay = check_seconds("delay", delay, positive=False)
+        message_id = secrets.token_urlsafe(16)
+
+        async def insert(conn: psycopg.AsyncConnection[Any]) -> None:
+            now = self.clock()
+            await conn.execute(
+                "INSERT INTO summit_queue_messages (queue, id, body, sent_at, visible_at) VALUES (%s, %s, %s, %s, %s)",
+                (queue, message_id, body, now, now + delay),
+            )
+
+        await self._run(insert)
+        return message_id
+
+    async def receive(
+        self, queue: str, *, max_messages: int = 1, visibility_timeout: float = 30.0, wait: float = 0.0
+    ) -> list[Message]:
+        check_name(queue)
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not 1 <= max_messages <= 100:
+            raise ValueError(f"max_messages must be an integer from 1 to 100, not {max_messages!r}")
+        visibility_timeout = check_seconds("visibility_timeout", visibility_timeout, positive=True)
+        wait = check_seconds("wait", wait, positive=False)
+        deadline = time.monotonic() + wait
+        while True:
+            messages = await self._run(lambda conn: self._claim(conn, queue, max_messages, visibility_timeout))
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            await asyncio.sleep(min(_POLL_INTERVAL, remaining))
+
+    async def ack(self, queue: str, receipt: str) -> None:
+        check_name(queue)
+        await self._by_receipt("DELETE FROM summit_queue_messages WHERE queue = %s AND receipt = %s", (), queue, receipt)
+
+    async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> None:
+        check_name(queue)
+        delay = check_seconds("delay", delay, positive=False)
+        sql = "UPDATE summit_queue_messages SET receipt = NULL, visible_at = %s WHERE queue = %s AND receipt = %s"
+        await self._by_receipt(sql, (self.clock() + delay,), queue, receipt)
+
+    async def stats(self, queue: str) -> QueueStats:
+        check_name(queue)
+
+        async def count(conn: psycopg.AsyncConnection[Any]) -> QueueStats:
+            now = self.clock()
+            cursor = await conn.execute(
+                "SELECT count(*) FILTER (WHERE visible_at <= %s), "
+                "count(*) FILTER (WHERE visible_at > %s AND receipt IS NOT NULL), "
+                "count(*) FILTER (WHERE visible_at > %s AND receipt IS NULL) "
+                "FROM summit_queue_messages WHERE queue = %s",
+                (now, now, now, queue),
+            )
+            visible, in_flight, delayed = await cursor.fetchone()  # type: ignore[misc]
+            return QueueStats(visible=visible, in_flight=in_flight, delayed=delayed)
+
+        return await self._run(count)
+
+    async def purge(self, queue: str) -> None:
+        check_name(queue)
+        await self._run(lambda conn: conn.execute("DELETE FROM summit_queue_messages WHERE queue = %s", (queue,)))
+
+    async def close(self) -> None:
+        """Close the idle connections now; those in use close when their call ends."""
+        self._closed = True
+        await self._drop_idle()
+
+    async def _by_receipt(self, sql: str, head: tuple[Any, ...], queue: str, receipt: str) -> None:
+        """Run ``sql`` on the message that ``receipt`` of ``queue`` names, if it is its latest receipt."""
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> int:
+            return (await conn.execute(sql, (*head, queue, receipt))).rowcount
+
+        if not isinstance(receipt, str) or await self._run(write) != 1:
+            raise ReceiptInvalid(f"receipt {receipt!r} of queue {queue!r} is stale or unknown")
+
+    async def _claim(
+        self, conn: psycopg.AsyncConnection[Any], queue: str, limit: int, visibility_timeout: float
+    ) -> list[Message]:
+        """Select and claim up to ``limit`` visible messages, in the caller's transaction."""
+        now = self.clock()
+        # A dead-letter queue has no dead-letter queue of its own: its messages stay until purged.
+        dead = None if queue.endswith(DEAD_SUFFIX) else dead_letter_queue(queue)
+        delivered: list[Message] = []
+        while len(delivered) < limit:
+            rows = await (await conn.execute(_SELECT_READY, (queue, now, limit - len(delivered)))).fetchall()
+            if not rows:
+                break
+            # received max_receives times already: off to <queue>.dead as a fresh message
+            buried = [row[0] for row in rows if dead is not None and row[4] >= self.max_receives]
+            if buried:
+                await conn.execute(_BURY, (dead, now, buried))
+            claimed = [(row, secrets.token_urlsafe(18)) for row in rows if row[0] not in buried]
+            if claimed:
+                seqs, receipts = [row[0] for row, _ in claimed], [receipt for _, receipt in claimed]
+                await conn.execute(_CLAIM, (now + visibility_timeout, seqs, receipts))
+            delivered += [Message(id_, bytes(body), receipt, count + 1, sent_at) for (_, id_, body, sent_at, count), receipt in claimed]
+        return delivered
+
+    # -- connections ------------------------------------------------------------------------------
+
+    async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """``work`` in one transaction on a pooled connection; the caller sees QueueError only."""
+        if self._closed:
+            raise QueueError(f"{self!r} is closed")
+        try:
+            async with asyncio.timeout(_TIMEOUT), self._slots:
+                if self._closed:  # closed while this call waited for a connection
+                    raise QueueError(f"{self!r} is closed")
+                return await self._transaction(work)
+        except TimeoutError:
+            raise QueueError(f"{self!r}: no answer from the server within {_TIMEOUT:g} s") from None
+        except psycopg.Error as error:
+            message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise QueueError(f"{self!r}: {message}") from error
+
+    async def _transaction(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        while True:
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else await self._connect()
+            began = done = False
+            try:
+                async with conn.transaction():
+                    began = True
+                    result = await work(conn)
+                done = True
+                return result
+            except psycopg.OperationalError:
+                if reused and not began:  # an idle connection the server or pooler dropped: nothing ran
+                    await self._drop_idle()
+                    continue
+                raise
+            finally:
+                if done and not self._closed and conn.info.transaction_status == TransactionStatus.IDLE:
+                    self._idle.append(conn)
+                else:  # in doubt (an error, a cancellation): never hand it out again
+                    await conn.close()
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        options: dict[str, Any] = {} if self.prepared_statements else {"prepare_threshold": None}
+        conn = await psycopg.AsyncConnection.connect(autocommit=True, **options, **self.conninfo)
+        if not self._schema_ready:
+            try:
+                cursor = await conn.execute(_SCHEMA_PRESENT)
+                if not (await cursor.fetchone())[0]:  # type: ignore[index]
+                    for statement in _SCHEMA:  # each on its own: a race lost on one must not undo the other
+                        try:
+                            await conn.execute(statement)
+                        except _RACED:
+                            pass
+            except BaseException:
+                await conn.close()
+                raise
+            self._schema_ready = True
+        return conn
+
+    async def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
