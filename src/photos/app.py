@@ -163,23 +163,27 @@ def _add_error_handlers(app: FastAPI) -> None:
         where = [str(p) for p in first.get("loc", ())[1:]]  # loc[0] says where: body, query, path...
         return _error_response(request, 422, "invalid", "; ".join(_describe(p) for p in problems[:5]), ".".join(where) or None)
 
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, error: Exception) -> Response:
-        """A bug: logged with its traceback; the client gets the JSON shape and the request id.
-        The database being unreachable is no bug: 503 with a time to retry (from a route or from
-        a middleware, which is why it is caught here)."""
+    @app.exception_handler(DatabaseUnavailable)
+    async def unavailable(request: Request, error: Exception) -> Response:
+        """The database being unreachable is no bug: 503 with a time to retry."""
         if isinstance(error, CommitUnknown):
             log.warning("commit not confirmed: %s", error, extra={"path": request.url.path})
             response = _error_response(request, 503, "commit_unknown", "your change was sent but not confirmed in time: "
                                        "it may or may not have been saved; check before sending it again")
             response.headers["retry-after"] = "5"
             return response
+        log.warning("database unavailable: %s", error, extra={"path": request.url.path})
+        response = _error_response(request, 503, "unavailable", "the service is briefly unavailable (its database "
+                                   "does not answer); nothing was changed: retry in a few seconds")
+        response.headers["retry-after"] = "2"
+        return response
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> Response:
+        """A bug: logged with its traceback; the client gets the JSON shape and the request id.
+        (An unavailable database raised in a middleware arrives here too: still a 503.)"""
         if isinstance(error, DatabaseUnavailable):
-            log.warning("database unavailable: %s", error, extra={"path": request.url.path})
-            response = _error_response(request, 503, "unavailable", "the service is briefly unavailable (its database "
-                                       "does not answer); nothing was changed: retry in a few seconds")
-            response.headers["retry-after"] = "2"
-            return response
+            return await unavailable(request, error)
         log.exception("unhandled error", extra={"path": request.url.path})
         return _error_response(request, 500, "internal_error", "something went wrong on our side; the request id identifies it in our logs")
 
