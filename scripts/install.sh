@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Idempotent install: a virtualenv in .venv with summit and its dependencies; with --test, also
-# what the test suite needs (test libraries and Debian's chromium for the browser tests); with
-# --bench, also what `summit bench` drives (Debian's wrk and nginx, redis-benchmark, pgbench).
+# Idempotent install: a virtualenv in .venv with summit and its dependencies (psycopg included, so
+# that `summit up --stage 1+` can reach PostgreSQL); with --test, also what the test suite needs
+# (test libraries, Debian's chromium for the browser tests, PostgreSQL and PgBouncer for the
+# engine tests); with --bench, also what `summit bench` drives (Debian's wrk and nginx,
+# redis-benchmark, pgbench). `summit engines install` installs a stage's engines the same way.
 # Safe to run again: each step is skipped when what it installs is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +31,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 
-extras=""
-[ "$mode" = --test ] && extras="[test]"
-[ "$mode" = --bench ] && extras="[bench]"
+extras="[postgres]"  # always: the driver of stage 1+'s PostgreSQL
+[ "$mode" = --test ] && extras="[postgres,test]"
+[ "$mode" = --bench ] && extras="[postgres,bench]"
 stamp=".venv/.summit-installed$extras"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing summit$extras into .venv (pip)"
@@ -43,6 +45,12 @@ fi
 needed=()
 if [ "$mode" = --test ]; then
   command -v chromium >/dev/null 2>&1 || needed+=(chromium)
+  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    needed+=(postgresql postgresql-contrib)
+  elif ! ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1; then
+    needed+=(postgresql-contrib)
+  fi
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || needed+=(pgbouncer)
 fi
 if [ "$mode" = --bench ]; then
   command -v wrk >/dev/null 2>&1 || needed+=(wrk)

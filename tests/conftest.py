@@ -24,9 +24,9 @@ from summit.testing.mail import mailed_code  # noqa: E402
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}  # tests only: hashing stays argon2id
 
 
-# SUMMIT_TEST_DB=postgres runs the app's tests on PostgreSQL (the sql and queue ports, through
+# TEST_DATABASE=postgres runs the app's tests on PostgreSQL (the sql and queue ports, through
 # PgBouncer, with a replica and read-your-writes routing): `make test-postgres`
-ON_POSTGRES = os.environ.get("SUMMIT_TEST_DB", "sqlite") == "postgres"
+ON_POSTGRES = os.environ.get("TEST_DATABASE", "sqlite") == "postgres"  # (not SUMMIT_*: the blueprint reads those)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet as JoseKeySet
 
 from summit.security.identity.keys import KeySet
 from summit.security.identity.tokens import LEEWAY_SECONDS, TokenIssuer
-from summit.testing.http import assert_error
+from summit.testing.http import assert_error, session_cookies
 from summit.testing.mail import mailed_code
 
 CONFIRM_HOW = ("confirm", "/api/v1/accounts/confirm", "/api/v1/accounts/confirm/resend")
@@ -354,7 +354,7 @@ async def _challenge(client, username: str) -> str:  # noqa: ANN001
     body = r.json()
     assert body["mfa_required"] is True and body["expires_in"] > 0, body
     assert "access_token" not in body and "refresh_token" not in body
-    assert not r.headers.get_list("set-cookie"), "no session cookies before the second factor"
+    assert session_cookies(r) == [], "no session cookies before the second factor"
     return body["challenge"]
 
 

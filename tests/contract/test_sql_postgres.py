@@ -120,8 +120,10 @@ async def test_a_replica_past_the_lag_bound_leaves_the_rotation_and_comes_back(d
     postgres_db.stage.pause_replay(replica)
     await _write(db, 1)
     deadline = time.monotonic() + 10
+    n = 100
     while db.monitor.replicas[0].staleness <= db.monitor.max_lag and time.monotonic() < deadline:
-        await _write(db, 100 + int((time.monotonic() % 1) * 1000))  # the primary moves on
+        n += 1
+        await _write(db, n)  # the primary moves on
         await asyncio.sleep(0.1)
     assert db.monitor.replicas[0].staleness > db.monitor.max_lag
     assert db.monitor.choose(None) is None  # nothing eligible: reads go to the primary

@@ -6,6 +6,7 @@ Under the stage's data directory:
     engines/ports.json  the ports allocated to the engines (kept, so a restart reuses them)
     logs/<name>.log     each process's output
     secrets/            generated credentials, owner-only (0700 directory, 0600 files)
+    backups/            summit backup's copies, and backups/wal/: the primary's WAL archive
     run/                what the running stage publishes (endpoints.json: the URLs of its engines)
 """
 
@@ -50,6 +51,15 @@ class Layout:
     @property
     def run_dir(self) -> Path:
         return self.data_dir / "run"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.data_dir / "backups"
+
+    @property
+    def wal_archive(self) -> Path:
+        """Where the primary archives its WAL for point-in-time recovery (``summit.backup``)."""
+        return self.backups_dir / "wal"
 
     # ---- credentials ----------------------------------------------------------------------
 

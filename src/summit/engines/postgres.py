@@ -160,6 +160,17 @@ class PostgresServer(Engine):
         if self.primary is None and s.synchronous and s.replica_names:
             names = ", ".join(f'"{n}"' for n in s.replica_names)
             lines.append(f"synchronous_standby_names = 'ANY 1 ({names})'")
+        if self.primary is None:  # WAL archive for point-in-time recovery (summit backup / restore: summit.backup)
+            import shlex
+
+            wal = shlex.quote(str(owned_dir(layout.wal_archive, user)))
+            # never a half-copied segment: copy to a temporary name, flush, rename; a segment archived
+            # already counts as done only if it is the same (a retry after a crash before PostgreSQL knew)
+            archive = (f"test ! -f {wal}/%f && cp %p {wal}/%f.tmp && sync {wal}/%f.tmp && mv {wal}/%f.tmp {wal}/%f"
+                       f" || cmp -s %p {wal}/%f")
+            lines += ["archive_mode = on", f"archive_command = {_pg_literal(archive)}", "archive_timeout = 60"]
+            if (data / "recovery.signal").exists():  # a restore's start: replay the archive, promote, then answer
+                lines += ["include_if_exists = 'summit-recovery.conf'", "hot_standby = off"]
         if self.primary is not None:
             passfile = self._replication_passfile(layout, home, user)
             conninfo = (f"host={self.primary.host} port={self.primary.port} user={REPLICATION_ROLE} "

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from summit.web.consistency import COOKIE as READ_POSITION_COOKIE
+
 CLIENT_ERROR = range(400, 500)  # any 4xx: for input whose exact status does not matter
 
 
@@ -42,3 +44,9 @@ def assert_error_body(body: Any) -> None:
     assert isinstance(error.get("message"), str) and error["message"], body
     assert isinstance(error.get("field", ""), str), body
     assert isinstance(body["request_id"], str) and body["request_id"], body
+
+
+def session_cookies(response: Any) -> list[str]:
+    """The cookies a response sets, but for the read-position cookie that any write may set where
+    there are replicas (where a client's latest write is: no session)."""
+    return [c for c in response.headers.get_list("set-cookie") if not c.startswith(READ_POSITION_COOKIE + "=")]
