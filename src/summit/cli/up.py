@@ -148,8 +148,14 @@ def serve(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 def _supervise(blueprint, url: str) -> None:  # noqa: ANN001
     """Run the stage's engines and the app under the supervisor until SIGINT/SIGTERM."""
-    from summit.engines import EngineError, Supervisor, plan, publish, unpublish
+    from summit.engines import EngineError, Supervisor, install, plan, publish, unpublish
 
+    missing = [status for status in install.check(install.needed(blueprint)) if not status.present]
+    if missing:
+        names = ", ".join(status.name for status in missing)
+        console.print(f"[red]error:[/red] stage {blueprint.stage} runs {names}, not installed here: "
+                      f"install with `summit engines install --stage {blueprint.stage}` (Debian packages; as root)")
+        raise typer.Exit(1)
     try:
         stage = plan(blueprint)
         publish(stage)
