@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from summit.engines.layout import Engine, EngineError, Layout, owned_dir, run_as, tcp_open, write_private
-from summit.engines.postgres import APP_DATABASE, APP_ROLE, SUPERUSER, PostgresServer
+from summit.engines.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, SUPERUSER, PostgresServer
 from summit.engines.process import Command
 
 
@@ -43,7 +43,7 @@ class PgBouncer(Engine):
         user = run_as()
         home = owned_dir(layout.engine_dir(self.name), user)
         passwords = PostgresServer.passwords(layout)
-        users = "".join(f'"{role}" "{passwords[role]}"\n' for role in (APP_ROLE, SUPERUSER))
+        users = "".join(f'"{role}" "{passwords[role]}"\n' for role in (APP_ROLE, READER_ROLE, SUPERUSER))
         write_private(home / "userlist.txt", users, owner=user)
         s = self.settings
         ini = f"""; rendered by summit before each start: edit the blueprint, not this file

@@ -2,7 +2,8 @@
 pg_basebackup, each its own ``postgres`` process on loopback.
 
 Credentials are real and generated (SCRAM, never ``trust``): the superuser ``postgres``, the app's
-role ``summit`` (owner of the database ``summit``) and ``replicator`` for streaming. Each replica
+role ``summit`` (owner of the database ``summit``), ``summit_reader`` for reads (every table, and
+read-only by default: its reads need no transaction to be safe) and ``replicator`` for streaming. Each replica
 streams through a physical replication slot named after it, which the primary creates. With
 ``synchronous`` on, the primary waits for ``ANY 1`` of the replicas to confirm each commit.
 
@@ -24,6 +25,7 @@ from summit.engines.layout import Engine, EngineError, Layout, chown, owned_dir,
 from summit.engines.process import Command
 
 APP_ROLE = "summit"
+READER_ROLE = "summit_reader"  # reads only: its transactions are read-only by default
 APP_DATABASE = "summit"
 SUPERUSER = "postgres"
 REPLICATION_ROLE = "replicator"
@@ -76,7 +78,7 @@ class PostgresServer(Engine):
 
     @staticmethod
     def passwords(layout: Layout) -> dict[str, str]:
-        return {role: layout.secret(f"postgres-{role}") for role in (SUPERUSER, APP_ROLE, REPLICATION_ROLE)}
+        return {role: layout.secret(f"postgres-{role}") for role in (SUPERUSER, APP_ROLE, READER_ROLE, REPLICATION_ROLE)}
 
     def superuser_dsn(self, layout: Layout, dbname: str = "postgres") -> str:
         password = self.passwords(layout)[SUPERUSER]
@@ -211,10 +213,13 @@ class PostgresServer(Engine):
 
         pw = self.passwords(layout)
         with psycopg.connect(self.superuser_dsn(layout), autocommit=True) as conn:
-            for role, extra in ((APP_ROLE, sql.SQL("LOGIN")), (REPLICATION_ROLE, sql.SQL("LOGIN REPLICATION"))):
+            for role, extra in ((APP_ROLE, sql.SQL("LOGIN")), (READER_ROLE, sql.SQL("LOGIN")), (REPLICATION_ROLE, sql.SQL("LOGIN REPLICATION"))):
                 exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
                 verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
                 conn.execute(sql.SQL("{} ROLE {} {} PASSWORD {}").format(verb, sql.Identifier(role), extra, sql.Literal(pw[role])))
+            # the reader: every table readable (PostgreSQL 14's predefined role), every transaction read-only
+            conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(READER_ROLE)))
+            conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(sql.Identifier(READER_ROLE)))
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DATABASE), sql.Identifier(APP_ROLE)))
             for name in self.settings.replica_names:

@@ -19,7 +19,7 @@ from summit.blueprint.model import ENDPOINTS_FILE
 from summit.engines.app import AppServer
 from summit.engines.layout import HOST, Engine, Layout, write_private
 from summit.engines.pgbouncer import PgBouncer, PoolSettings
-from summit.engines.postgres import APP_DATABASE, APP_ROLE, PostgresServer, PostgresSettings
+from summit.engines.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, PostgresServer, PostgresSettings
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _plan_postgres(blueprint: Blueprint, layout: Layout, result: StagePlan) -> N
         fronts = [PgBouncer(name, ports[name], server, pool) for name, server in zip(poolers, members)]
         result.engines += fronts
     passfile = layout.secrets_dir / "pgpass"
-    query = [f"passfile={passfile}"]
+    query = [f"passfile={passfile}", f"reader={READER_ROLE}"]
     query += [f"replica={front.address}" for front in fronts[1:]]
     if bouncer.enabled:
         query.append("prepared_statements=off")  # PgBouncer 1.18 in transaction pooling keeps none
@@ -83,8 +83,8 @@ def publish(stage: StagePlan) -> None:
     """Write the stage's endpoints and the app's password file (owner-only)."""
     layout = stage.layout
     if stage.blueprint.engines.postgres.enabled:
-        password = PostgresServer.passwords(layout)[APP_ROLE]
-        write_private(layout.secrets_dir / "pgpass", f"{HOST}:*:*:{APP_ROLE}:{password}\n")
+        passwords = PostgresServer.passwords(layout)
+        write_private(layout.secrets_dir / "pgpass", "".join(f"{HOST}:*:*:{role}:{passwords[role]}\n" for role in (APP_ROLE, READER_ROLE)))
     path: Path = layout.data_dir / ENDPOINTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -16,7 +16,9 @@ What every adapter promises (the contract in ``summit.testing.sql`` checks it):
 - a write block is one transaction: committed when the block ends, rolled back on an exception;
 - writers are serialised where the engine needs it, and a read-modify-write under ``FOR UPDATE``
   loses no update;
-- a read block sees one consistent snapshot and refuses to write;
+- a read block sees committed data only, and refuses to write; where ``features.snapshot_reads``,
+  its statements share one snapshot (SQLite), else each sees what was committed when it began
+  (PostgreSQL, where that saves two round trips per read);
 - a read block never keeps the event loop for longer than the adapter's documented bound.
 """
 
@@ -93,6 +95,8 @@ class Features:
     skip_locked: bool = False
     # Do concurrent writers proceed in parallel (rather than one at a time)?
     concurrent_writers: bool = False
+    # Do the statements of one read block all see one snapshot (rather than each its own)?
+    snapshot_reads: bool = True
 
 
 class Connection(abc.ABC):

@@ -3,14 +3,19 @@
     postgresql://summit@127.0.0.1:6432/summit?passfile=/srv/secrets/pgpass&replica=127.0.0.1:6433
 
 Write blocks are transactions on the primary (READ COMMITTED, PostgreSQL's default; ``FOR UPDATE``
-serialises read-modify-writes). Read blocks are READ ONLY, REPEATABLE READ transactions (one
-snapshot for the whole block) on a replica chosen by ``ReplicaMonitor``: one that is at most
-``max_lag_ms`` behind and has replayed this client's latest write (``ReadPosition``, moved forward
-by each commit to the primary's WAL position after it), else the primary; ``read(after_write=True)``
-reads the primary.
+serialises read-modify-writes). Read blocks go to a replica chosen by ``ReplicaMonitor``: one that
+is at most ``max_lag_ms`` behind and has replayed this client's latest write (``ReadPosition``,
+moved forward by each commit to the primary's WAL position after it), else to the primary;
+``read(after_write=True)`` reads the primary. A read statement runs in autocommit where the server
+refuses writes by itself (a replica; the primary as the ``reader`` role, whose transactions are
+read-only by default): one round trip, where a READ ONLY transaction costs three (BEGIN, the
+statement, ROLLBACK). So each statement of a read block sees what was committed when it began
+(``features.snapshot_reads`` is False). Without a ``reader``, reads on the primary are READ ONLY,
+REPEATABLE READ transactions.
 
 Options (the rest of the query goes to libpq: ``passfile``, ``sslmode``, ``connect_timeout`` ...):
 - ``replica=host:port``, repeated: the replicas (same database name, user and password file);
+- ``reader=ROLE``: a role whose transactions are read-only by default, for reads;
 - ``prepared_statements=off``: behind PgBouncer in transaction pooling (1.18 keeps none);
 - ``pool_size`` (10): connections per server in this process;
 - ``max_lag_ms`` (1000), ``poll_ms`` (250): the replicas' lag bound and how often it is measured;
@@ -35,16 +40,18 @@ import psycopg  # noqa: F401  (here, so that the wiring names the extra to insta
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Result
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
+from summit.adapters.postgres.pool import ConnectionPool
 from summit.adapters.postgres.replicas import ReplicaMonitor, ReplicaState, bounded, parse_lsn
 from summit.ports.sql import CommitUnknown, Connection, Database, DatabaseUnavailable, Features, read_position
 
 T = TypeVar("T")
 
-_SUMMIT_OPTIONS = ("replica", "prepared_statements", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
+_SUMMIT_OPTIONS = ("replica", "reader", "prepared_statements", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
 _NEXT = text("SELECT nextval('summit_ids')")
+_PING = text("SELECT 1")
 _POSITION = re.compile(r"[0-9]{1,20}")
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, shutdowns, not yet accepting
 
@@ -63,22 +70,33 @@ def _unavailable(error: BaseException) -> bool:
 class PostgresConnection(Connection):
     """One block on one server; a read block that loses its server moves to another."""
 
-    __slots__ = ("_after_write", "_conn", "_db", "_replica", "_writing")
+    __slots__ = ("_after_write", "_conn", "_db", "_pool", "_replica", "_writing")
 
     def __init__(self, db: PostgresDatabase, writing: bool, after_write: bool = False):
         self._db = db
         self._writing = writing
         self._after_write = after_write
         self._conn: AsyncConnection | None = None
+        self._pool: ConnectionPool | None = None
         self._replica: ReplicaState | None = None
 
     async def __aenter__(self) -> PostgresConnection:
         if self._writing:
-            self._conn = await self._db._open(self._db._primary_write)
-            await self._conn.begin()
+            await self._lend(self._db._write_pool)
         else:
             await self._open_read()
         return self
+
+    async def _lend(self, pool: ConnectionPool) -> None:
+        """Take a connection of ``pool``; a transaction begins unless the pool is autocommit (a
+        replica, or the primary as the read-only reader role: each statement is read-only)."""
+        try:
+            conn = await pool.get()
+        except (OperationalError, InterfaceError, OSError, asyncio.TimeoutError) as error:
+            raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
+        self._conn, self._pool = conn, pool
+        if not pool.autocommit:
+            await conn.begin()
 
     async def _open_read(self, avoid: ReplicaState | None = None) -> None:
         db = self._db
@@ -86,16 +104,14 @@ class PostgresConnection(Connection):
             replica = await db._route(self._after_write)
             if replica is not None and replica is not avoid:
                 try:
-                    self._conn = await db._open(db._replica_engines[replica.name])
-                    await self._conn.begin()
+                    await self._lend(db._replica_pools[replica.name])
                     self._replica = replica
                     return
                 except DatabaseUnavailable as error:
                     db.monitor.failed(replica, error)  # type: ignore[union-attr]
                     continue
             self._replica = None
-            self._conn = await db._open(db._primary_read)
-            await self._conn.begin()
+            await self._lend(db._read_pool)
             return
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
@@ -145,7 +161,7 @@ class PostgresConnection(Connection):
     async def _end_read(self, conn: AsyncConnection) -> None:
         """End a read block: its results are already in the caller's hands, so a server lost at this
         point costs only the connection, never the read."""
-        if not conn.in_transaction():
+        if self._pool.autocommit or not conn.in_transaction():  # type: ignore[union-attr]  (autocommit: nothing to end)
             return
         try:
             await conn.rollback()
@@ -175,11 +191,8 @@ class PostgresConnection(Connection):
 
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:  # noqa: BLE001  (a connection that died is dropped by the pool)
-                pass
+        if conn is not None and self._pool is not None:
+            await self._pool.put(conn)
 
 
 def _position_value(text: str) -> int:
@@ -203,26 +216,30 @@ class PostgresDatabase(Database):
         poll: float = 0.25,
         replica_timeout: float = 3.0,
         commit_timeout: float | None = None,
+        reader: str | None = None,
     ):
         self.url = url
         self.replica_timeout = replica_timeout
         self.replicas = list(replicas)
         self.commit_timeout = commit_timeout
-        self.features = Features(dialect="postgresql", has_replicas=bool(self.replicas), skip_locked=True, concurrent_writers=True)
-        connect_args = {"prepare_threshold": None if not prepared_statements else 5}
-        common = {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": 10, "connect_args": connect_args}
-        self._primary_write = create_async_engine(url, **common)
-        self._primary_read = create_async_engine(url, isolation_level="REPEATABLE READ", **common).execution_options(postgresql_readonly=True)
-        self._replica_engines: dict[str, AsyncEngine] = {}
+        # Reads in autocommit (a statement each, no BEGIN/ROLLBACK round trips) where the server
+        # itself refuses writes: on a replica, and on the primary as a read-only role. Without one,
+        # reads on the primary are READ ONLY, REPEATABLE READ transactions.
+        self.features = Features(dialect="postgresql", has_replicas=bool(self.replicas), skip_locked=True,
+                                 concurrent_writers=True, snapshot_reads=False)
+        args = {"prepare_threshold": None if not prepared_statements else 5}
+        reading = url.set(username=reader) if reader else url
+        self._write_pool = ConnectionPool(url, size=pool_size, autocommit=False, connect_args=args)
+        self._read_pool = ConnectionPool(reading, size=pool_size, autocommit=bool(reader), read_only=True, connect_args=args)
+        self._replica_pools: dict[str, ConnectionPool] = {}
         states = []
         for host, port in self.replicas:
             name = f"{host}:{port}"
-            self._replica_engines[name] = create_async_engine(
-                url.set(host=host, port=port), isolation_level="REPEATABLE READ", **common
-            ).execution_options(postgresql_readonly=True)
+            self._replica_pools[name] = ConnectionPool(reading.set(host=host, port=port), size=pool_size, autocommit=True, connect_args=args)
             states.append(ReplicaState(name, _conninfo(url.set(host=host, port=port))))
         self.monitor = ReplicaMonitor(_conninfo(url), states, max_lag=max_lag, poll=poll) if states else None
         self._sequence_ready = False
+        self._sequence_lock = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> PostgresDatabase:
@@ -242,6 +259,8 @@ class PostgresDatabase(Database):
         options: dict[str, Any] = {}
         try:
             options["replicas"] = [_host_port(value) for value in summit.get("replica", [])]
+            if summit.get("reader"):
+                options["reader"] = summit["reader"][-1]
             if "prepared_statements" in summit:
                 options["prepared_statements"] = _switch(summit["prepared_statements"][-1], "prepared_statements")
             if "pool_size" in summit:
@@ -288,12 +307,6 @@ class PostgresDatabase(Database):
         await self.monitor.first_poll()
         return self.monitor.choose(_position_value(position.value) if position else None)
 
-    async def _open(self, engine: AsyncEngine) -> AsyncConnection:
-        try:
-            return await engine.connect()
-        except (OperationalError, InterfaceError, OSError) as error:
-            raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
-
     async def _commit_position(self, conn: AsyncConnection) -> int | None:
         """The primary's WAL position just after this block's commit (read on the same connection,
         outside any transaction): a replica that has replayed it has the commit."""
@@ -316,29 +329,27 @@ class PostgresDatabase(Database):
         return (await conn.execute(_NEXT)).scalar_one()
 
     async def _create_sequence(self) -> None:
-        from sqlalchemy.exc import IntegrityError, ProgrammingError
-
-        conn = await self._open(self._primary_write)
-        try:
-            async with conn.begin():
-                await conn.execute(text("CREATE SEQUENCE IF NOT EXISTS summit_ids AS bigint"))
-        except (IntegrityError, ProgrammingError):
-            pass  # another process created it at the same moment
-        finally:
-            await conn.close()
-        self._sequence_ready = True
+        """Create the ID sequence once per process, on a connection of its own: the caller's block
+        holds one of the pool's already (borrowing another could wait on itself)."""
+        async with self._sequence_lock:
+            if self._sequence_ready:
+                return
+            try:
+                conn = await psycopg.AsyncConnection.connect(**_conninfo(self.url), autocommit=True, prepare_threshold=None)
+            except psycopg.Error as error:
+                raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
+            try:
+                await conn.execute("CREATE SEQUENCE IF NOT EXISTS summit_ids AS bigint")
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+                pass  # another process created it at the same moment
+            finally:
+                await conn.close()
+            self._sequence_ready = True
 
     async def ping(self) -> None:
-        conn = await self._open(self._primary_write)
-        try:
-            await conn.exec_driver_sql("SELECT 1")
-            await conn.rollback()
-        except DBAPIError as error:
-            if _unavailable(error):
-                raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
-            raise
-        finally:
-            await conn.close()
+        """``SELECT 1`` on the primary (health checks: can this process write?)."""
+        async with self.write() as conn:
+            await conn.execute(_PING)
 
     def replica_status(self) -> list[dict[str, Any]]:
         """Each replica as the router sees it (for status pages and tests)."""
@@ -350,8 +361,8 @@ class PostgresDatabase(Database):
     async def close(self) -> None:
         if self.monitor is not None:
             await self.monitor.close()
-        for engine in (self._primary_write, self._primary_read, *self._replica_engines.values()):
-            await engine.dispose()
+        for pool in (self._write_pool, self._read_pool, *self._replica_pools.values()):
+            await pool.close()
 
 
 def _conninfo(url: URL) -> dict[str, Any]:

@@ -48,7 +48,7 @@ _POLL_INTERVAL = 0.05  # seconds between two looks at the table while a receive 
 _POOL_SIZE = 4  # connections per instance: a call holds one for a single short transaction
 _TIMEOUT = 30.0  # seconds a call may take, waiting for a connection included: a stuck server is an error
 _CONNECT_TIMEOUT = "5"  # libpq's connect_timeout (seconds), unless the URL sets one
-_SQL_OPTIONS = ("replica", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
+_SQL_OPTIONS = ("replica", "reader", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
 _RACED = (errors.DuplicateTable, errors.DuplicateObject, errors.UniqueViolation)  # another process created it first
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS summit_queue_messages (
