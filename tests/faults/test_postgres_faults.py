@@ -184,3 +184,35 @@ async def test_losing_the_primary_or_its_pooler_gives_503_and_the_app_recovers(s
         await asyncio.sleep(0.5)
     assert r.status_code == 201, r.text
     assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_read_on_a_replica_that_freezes_mid_flight_runs_again_elsewhere(stage: PostgresStage) -> None:
+    """The monitor polls rarely here, so the reads themselves meet the frozen replicas: each is cut
+    off at replica_timeout_ms and answered by another server, correctly."""
+    name = stage.create_database("frozen")
+    db = open_port("sql", stage.url(name, poll_ms=60_000, replica_timeout_ms=500))
+    try:
+        async with db.write() as conn:
+            await conn.run_sync(rows.metadata.create_all)
+            await conn.execute(sa.insert(rows), [{"id": i, "v": i} for i in range(10)])
+        await asyncio.sleep(0.5)  # the replicas replay it before the one poll the test allows
+        await db.monitor.first_poll()
+        assert all(r.healthy for r in db.monitor.replicas)
+        for _ in range(6):  # connections to both replicas are open and pooled, as in a running stage
+            async with db.read() as conn:
+                await conn.execute(sa.select(rows.c.id).limit(1))
+        for replica in stage.replicas():
+            stage.freeze(replica)
+        try:
+            for _ in range(4):
+                started = time.monotonic()
+                async with db.read() as conn:
+                    assert (await conn.execute(sa.select(sa.func.count()).select_from(rows))).scalar_one() == 10
+                assert time.monotonic() - started < 3.0
+            assert not any(r.healthy for r in db.monitor.replicas)  # both met, both out of rotation
+        finally:
+            for replica in stage.replicas():
+                stage.freeze(replica, frozen=False)
+    finally:
+        await db.close()
+        stage.drop_database(name)

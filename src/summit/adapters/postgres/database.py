@@ -31,6 +31,7 @@ committed); a read block moves to another server and runs its statement again th
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
 from summit.adapters.postgres.pool import ConnectionPool
-from summit.adapters.postgres.replicas import ReplicaMonitor, ReplicaState, bounded, parse_lsn
+from summit.adapters.postgres.replicas import Deadline, ReplicaMonitor, ReplicaState, parse_lsn
 from summit.ports.sql import CommitUnknown, Connection, Database, DatabaseUnavailable, Features, read_position
 
 T = TypeVar("T")
@@ -116,22 +117,27 @@ class PostgresConnection(Connection):
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
         lost = self._replica
-        try:
-            if lost is None:
-                return await self._conn.execute(statement, parameters)  # type: ignore[union-attr]
-            # a replica that stopped answering (paused, cut off) must not hold the read forever
-            conn = self._conn
-            raw = await conn.get_raw_connection()  # type: ignore[union-attr]
-            return await bounded(conn.execute(statement, parameters), self._db.replica_timeout, lambda: raw.driver_connection)  # type: ignore[union-attr]
-        except TimeoutError as timeout:
-            error: BaseException = timeout
-            await self._conn.invalidate()  # type: ignore[union-attr]
-        except DBAPIError as failure:
-            if not _unavailable(failure):
+        conn: AsyncConnection = self._conn  # type: ignore[assignment]
+        if lost is None:
+            try:
+                return await conn.execute(statement, parameters)
+            except DBAPIError as failure:
+                if _unavailable(failure):
+                    raise DatabaseUnavailable(f"the database is unavailable: {_first_line(failure)}") from failure
                 raise
-            if self._writing or lost is None:
-                raise DatabaseUnavailable(f"the database is unavailable: {_first_line(failure)}") from failure
-            error = failure
+        # a replica that stopped answering (frozen, cut off) must not hold the read: a deadline
+        # closes the socket under the statement, and it runs again elsewhere
+        deadline = Deadline(self._db.replica_timeout, conn.sync_connection.connection.driver_connection)  # type: ignore[union-attr]
+        try:
+            return await conn.execute(statement, parameters)
+        except DBAPIError as failure:
+            if not (deadline.fired or _unavailable(failure)):
+                raise
+            error: BaseException = TimeoutError(f"no answer within {self._db.replica_timeout:g} s") if deadline.fired else failure
+        finally:
+            deadline.cancel()
+        if deadline.fired:
+            await conn.invalidate()
         self._db.monitor.failed(lost, error)  # type: ignore[union-attr]
         await self._discard()
         await self._open_read(avoid=lost)  # the same statement, on another server
@@ -227,15 +233,19 @@ class PostgresDatabase(Database):
         # reads on the primary are READ ONLY, REPEATABLE READ transactions.
         self.features = Features(dialect="postgresql", has_replicas=bool(self.replicas), skip_locked=True,
                                  concurrent_writers=True, snapshot_reads=False)
-        args = {"prepare_threshold": None if not prepared_statements else 5}
+        args: dict[str, Any] = {"prepare_threshold": None if not prepared_statements else 5}
+        if "connect_timeout" not in url.query:  # a server that does not answer is unavailable, not a hang
+            args["connect_timeout"] = 5
         reading = url.set(username=reader) if reader else url
         self._write_pool = ConnectionPool(url, size=pool_size, autocommit=False, connect_args=args)
         self._read_pool = ConnectionPool(reading, size=pool_size, autocommit=bool(reader), read_only=True, connect_args=args)
         self._replica_pools: dict[str, ConnectionPool] = {}
+        # a replica's connection is bounded like its statements (libpq counts whole seconds, 2 at least)
+        replica_args = {**args, "connect_timeout": max(2, math.ceil(replica_timeout))}
         states = []
         for host, port in self.replicas:
             name = f"{host}:{port}"
-            self._replica_pools[name] = ConnectionPool(reading.set(host=host, port=port), size=pool_size, autocommit=True, connect_args=args)
+            self._replica_pools[name] = ConnectionPool(reading.set(host=host, port=port), size=pool_size, autocommit=True, connect_args=replica_args)
             states.append(ReplicaState(name, _conninfo(url.set(host=host, port=port))))
         self.monitor = ReplicaMonitor(_conninfo(url), states, max_lag=max_lag, poll=poll) if states else None
         self._sequence_ready = False

@@ -69,6 +69,8 @@ class ReplicaMonitor:
 
     async def first_poll(self) -> None:
         """Wait (briefly) until the first round of polls is done, so the first reads can use replicas."""
+        if self._polled is not None and self._polled.is_set():  # every read after the first: no wait at all
+            return
         self.start()
         if self._polled is not None:
             try:
@@ -202,6 +204,25 @@ async def bounded(awaitable: Awaitable[T], timeout: float, driver: Callable[[], 
     except BaseException:  # noqa: BLE001  (it failed or was cancelled, as intended)
         pass
     raise TimeoutError(f"no answer within {timeout:g} s")
+
+
+class Deadline:
+    """A bound on one statement without a task of its own (a timer, cancelled when it finishes in
+    time): when it fires, it closes the connection's socket, so the stuck call fails at once.
+    ``fired`` tells the caller that the failure was the bound's doing."""
+
+    __slots__ = ("fired", "_timer")
+
+    def __init__(self, timeout: float, driver: Any):
+        self.fired = False
+        self._timer = asyncio.get_running_loop().call_later(timeout, self._fire, driver)
+
+    def _fire(self, driver: Any) -> None:
+        self.fired = True
+        driver.pgconn.finish()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 async def _close_quietly(conn: Any) -> None:
