@@ -1,5 +1,6 @@
 """End to end in a real headless browser: Debian's chromium driven by Playwright (sync API) against a
-real ``summit up`` (the ``live_server`` fixture).
+real ``summit up`` (the ``live_server`` fixture, stage 1; the first test also runs on a detached
+``summit up --stage 10k``: PostgreSQL with two replicas behind PgBouncer).
 
 - Two people, each in their own browser context (own cookies): one signs up and posts a photo, the
   other signs up, follows, sees the post with its thumbnail in the feed, likes it and comments on it.
@@ -83,6 +84,38 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
+@pytest.fixture(scope="module")
+def stage_10k() -> Iterator[object]:
+    """``summit up --stage 10k --detach``: PostgreSQL primary + 2 replicas, a PgBouncer in front of
+    each, the app as a supervised process; ``summit down`` at the end."""
+    import os
+    import shutil
+    import tempfile
+
+    from tests.conftest import LiveServer, _free_port
+
+    root = Path(tempfile.mkdtemp(prefix="summit-e2e-", dir="/tmp"))
+    root.chmod(0o755)  # the engines' user (postgres, under root) must reach the data directory
+    data_dir, port = root / "data", _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
+    env.update(SUMMIT_AUTH__ARGON2_TIME_COST="1", SUMMIT_AUTH__ARGON2_MEMORY_KIB="1024")
+    summit = str(Path(sys.executable).with_name("summit"))
+    up = subprocess.run([summit, "up", "--stage", "10k", "--detach", "--port", str(port), "--data-dir", str(data_dir)],
+                        capture_output=True, text=True, env=env, timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", str(data_dir), None)
+    finally:
+        subprocess.run([summit, "down", "--data-dir", str(data_dir)], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["1", pytest.param("10k", marks=[pytest.mark.postgres, pytest.mark.slow])])
+def stage(request) -> object:  # noqa: ANN001
+    """The stage the browser talks to: stage 1 in one process, or 10k with its engines."""
+    return request.getfixturevalue("live_server" if request.param == "1" else "stage_10k")
+
+
 class Person:
     """One browser context (its own cookies) with a page that records console errors."""
 
@@ -158,7 +191,8 @@ def _photo(path: Path) -> Path:
     return path
 
 
-def test_two_people_post_follow_see_like_and_comment(live_server, chromium, tmp_path: Path) -> None:  # noqa: ANN001
+def test_two_people_post_follow_see_like_and_comment(stage, chromium, tmp_path: Path) -> None:  # noqa: ANN001
+    live_server = stage
     from playwright.sync_api import expect
 
     suffix = secrets.token_hex(3)
