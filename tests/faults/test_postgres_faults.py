@@ -173,8 +173,13 @@ async def test_losing_the_primary_or_its_pooler_gives_503_and_the_app_recovers(s
         assert r.json()["error"]["code"] == "unavailable" and "retry" in r.json()["error"]["message"]
         assert r.headers["retry-after"]
         assert (await client.get("/healthz")).status_code == 503
-    finally:
-        await asyncio.to_thread(stage.restart, victim)  # as the supervisor does after its backoff
+    finally:  # the supervisor notices the dead process and starts it again after its backoff
+        deadline = time.monotonic() + 30
+        while stage.unit(victim).state != "running" or not stage.unit(victim).process.running():
+            assert time.monotonic() < deadline, f"the supervisor did not restart {victim}"
+            await stage.supervisor.check_once()
+            await asyncio.sleep(0.2)
+        assert stage.unit(victim).restarts >= 1
     deadline = time.monotonic() + 30
     while True:  # the app recovers by itself: no restart of the app, pools reconnect
         r = await client.post("/api/v1/accounts", json={**sign_up, "username": "after", "email": "after@example.com"})
@@ -216,3 +221,39 @@ async def test_a_read_on_a_replica_that_freezes_mid_flight_runs_again_elsewhere(
     finally:
         await db.close()
         stage.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def sync_stage() -> Iterator[PostgresStage]:
+    with running_postgres(replicas=1, synchronous=True) as running:
+        yield running
+
+
+async def test_a_commit_waiting_for_a_frozen_synchronous_replica_is_reported_unknown_not_hung(sync_stage: PostgresStage) -> None:
+    """With synchronous replication, a commit waits for a replica: when none answers, the commit is
+    cut off at commit_timeout_ms and reported as CommitUnknown (it may have been applied: it was,
+    on the primary), and the next writes and reads go on once the replica is back."""
+    from summit.ports.sql import CommitUnknown
+
+    name = sync_stage.create_database("sync")
+    url = sync_stage.url(name, commit_timeout_ms=1000)
+    assert "synchronous=on" in url
+    db = open_port("sql", url)
+    try:
+        async with db.write() as conn:
+            await conn.run_sync(rows.metadata.create_all)
+        sync_stage.freeze("postgres-replica-1")
+        try:
+            started = time.monotonic()
+            with pytest.raises(CommitUnknown, match="may or may not have been applied"):
+                async with db.write() as conn:
+                    await conn.execute(sa.insert(rows).values(id=1, v=1))
+            assert time.monotonic() - started < 5
+        finally:
+            sync_stage.freeze("postgres-replica-1", frozen=False)
+        async with db.write() as conn:  # the replica is back: commits are confirmed again
+            await conn.execute(sa.insert(rows).values(id=2, v=2))
+        async with db.read(after_write=True) as conn:
+            assert set((await conn.execute(sa.select(rows.c.id))).scalars()) == {1, 2}  # the unknown one was applied
+    finally:
+        await db.close()

@@ -213,6 +213,9 @@ class PostgresServer(Engine):
 
         pw = self.passwords(layout)
         with psycopg.connect(self.superuser_dsn(layout), autocommit=True) as conn:
+            # with synchronous replication on, a commit waits for a replica, and the replicas start
+            # after this: the bootstrap's own commits must not wait for them
+            conn.execute("SET synchronous_commit = local")
             for role, extra in ((APP_ROLE, sql.SQL("LOGIN")), (READER_ROLE, sql.SQL("LOGIN")), (REPLICATION_ROLE, sql.SQL("LOGIN REPLICATION"))):
                 exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
                 verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
