@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import math
 import re
 import time
@@ -76,42 +77,92 @@ def check_seconds(name: str, value: float, *, positive: bool) -> float:
 
 
 class Queue(abc.ABC):
+    """The port. Its public methods check their arguments, long-poll, and turn a stale receipt into
+    ReceiptInvalid, once for every adapter; an adapter implements the ``_`` methods below."""
+
     max_receives: int = DEFAULT_MAX_RECEIVES
+    poll_interval: float = 0.05  # seconds between two looks for a message while a receive waits
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        telemetry.instrument(cls, "queue", {op: op for op in ("send", "receive", "ack", "release", "stats", "purge")})
+        telemetry.instrument(cls, "queue", {op: op for op in OPERATIONS})  # an adapter that overrides one
 
     @classmethod
     @abc.abstractmethod
     def from_url(cls, url: str, *, clock: Clock = time.time) -> Queue:
         """The adapter that ``url`` names, keeping time with ``clock``."""
 
-    @abc.abstractmethod
     async def send(self, queue: str, body: bytes, *, delay: float = 0.0) -> str:
         """Enqueue ``body``; it becomes visible after ``delay`` seconds. Returns the message id."""
+        check_name(queue)
+        if not isinstance(body, bytes):
+            raise TypeError(f"a message body is bytes, not {type(body).__name__}")
+        return await self._send(queue, body, check_seconds("delay", delay, positive=False))
 
-    @abc.abstractmethod
     async def receive(
         self, queue: str, *, max_messages: int = 1, visibility_timeout: float = 30.0, wait: float = 0.0
     ) -> list[Message]:
         """Up to ``max_messages`` visible messages, oldest first; waits up to ``wait`` seconds for one."""
+        check_name(queue)
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not 1 <= max_messages <= 100:
+            raise ValueError(f"max_messages must be an integer from 1 to 100, not {max_messages!r}")
+        visibility_timeout = check_seconds("visibility_timeout", visibility_timeout, positive=True)
+        deadline = time.monotonic() + check_seconds("wait", wait, positive=False)
+        while True:
+            messages = await self._receive(queue, max_messages, visibility_timeout)
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            await asyncio.sleep(min(self.poll_interval, remaining))
 
-    @abc.abstractmethod
     async def ack(self, queue: str, receipt: str) -> None:
         """Delete the received message; raise ReceiptInvalid if the receipt is stale."""
+        check_name(queue)
+        if not isinstance(receipt, str) or not await self._ack(queue, receipt):
+            raise ReceiptInvalid(f"receipt {receipt!r} of queue {queue!r} is stale or unknown")
 
-    @abc.abstractmethod
     async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> None:
         """Make the received message visible again after ``delay`` seconds (a negative ack)."""
+        check_name(queue)
+        delay = check_seconds("delay", delay, positive=False)
+        if not isinstance(receipt, str) or not await self._release(queue, receipt, delay):
+            raise ReceiptInvalid(f"receipt {receipt!r} of queue {queue!r} is stale or unknown")
 
-    @abc.abstractmethod
     async def stats(self, queue: str) -> QueueStats:
         """Counts of the queue's messages by state."""
+        return await self._stats(check_name(queue))
 
-    @abc.abstractmethod
     async def purge(self, queue: str) -> None:
         """Delete every message of the queue."""
+        await self._purge(check_name(queue))
 
     async def close(self) -> None:
         """Release connections; the queue is not used after this."""
+
+    # ---- what an adapter implements (arguments already checked) ---------------------------------
+
+    @abc.abstractmethod
+    async def _send(self, queue: str, body: bytes, delay: float) -> str: ...
+
+    @abc.abstractmethod
+    async def _receive(self, queue: str, limit: int, visibility_timeout: float) -> list[Message]:
+        """Claim up to ``limit`` visible messages at once (moving those received ``max_receives``
+        times to the dead-letter queue); [] when none is visible: ``receive`` does the waiting."""
+
+    @abc.abstractmethod
+    async def _ack(self, queue: str, receipt: str) -> bool:
+        """Delete the message whose latest receipt this is; False if there is none."""
+
+    @abc.abstractmethod
+    async def _release(self, queue: str, receipt: str, delay: float) -> bool:
+        """Make that message visible at now + ``delay``; False if the receipt is not its latest."""
+
+    @abc.abstractmethod
+    async def _stats(self, queue: str) -> QueueStats: ...
+
+    @abc.abstractmethod
+    async def _purge(self, queue: str) -> None: ...
+
+
+OPERATIONS = ("send", "receive", "ack", "release", "stats", "purge")
+telemetry.instrument(Queue, "queue", {op: op for op in OPERATIONS})  # counted once, for every adapter

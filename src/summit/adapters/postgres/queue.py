@@ -36,15 +36,11 @@ from summit.ports.queue import (
     Queue,
     QueueError,
     QueueStats,
-    ReceiptInvalid,
-    check_name,
-    check_seconds,
     dead_letter_queue,
 )
 
 T = TypeVar("T")
 
-_POLL_INTERVAL = 0.05  # seconds between two looks at the table while a receive waits
 _POOL_SIZE = 4  # connections per instance: a call holds one for a single short transaction
 _TIMEOUT = 30.0  # seconds a call may take, waiting for a connection included: a stuck server is an error
 _CONNECT_TIMEOUT = "5"  # libpq's connect_timeout (seconds), unless the URL sets one
@@ -137,13 +133,9 @@ class PostgresQueue(Queue):
         info = self.conninfo
         return f"PostgresQueue('{info['host']}:{info['port']}/{info['dbname']}', max_receives={self.max_receives})"
 
-    # -- the port ---------------------------------------------------------------------------------
+    # -- the port (its arguments checked by Queue) -----------------------------------------------
 
-    async def send(self, queue: str, body: bytes, *, delay: float = 0.0) -> str:
-        check_name(queue)
-        if not isinstance(body, bytes):
-            raise TypeError(f"a message body is bytes, not {type(body).__name__}")
-        delay = check_seconds("delay", delay, positive=False)
+    async def _send(self, queue: str, body: bytes, delay: float) -> str:
         message_id = secrets.token_urlsafe(16)
 
         async def insert(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -156,35 +148,17 @@ class PostgresQueue(Queue):
         await self._run(insert)
         return message_id
 
-    async def receive(
-        self, queue: str, *, max_messages: int = 1, visibility_timeout: float = 30.0, wait: float = 0.0
-    ) -> list[Message]:
-        check_name(queue)
-        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not 1 <= max_messages <= 100:
-            raise ValueError(f"max_messages must be an integer from 1 to 100, not {max_messages!r}")
-        visibility_timeout = check_seconds("visibility_timeout", visibility_timeout, positive=True)
-        wait = check_seconds("wait", wait, positive=False)
-        deadline = time.monotonic() + wait
-        while True:
-            messages = await self._run(lambda conn: self._claim(conn, queue, max_messages, visibility_timeout))
-            remaining = deadline - time.monotonic()
-            if messages or remaining <= 0:
-                return messages
-            await asyncio.sleep(min(_POLL_INTERVAL, remaining))
+    async def _receive(self, queue: str, limit: int, visibility_timeout: float) -> list[Message]:
+        return await self._run(lambda conn: self._claim(conn, queue, limit, visibility_timeout))
 
-    async def ack(self, queue: str, receipt: str) -> None:
-        check_name(queue)
-        await self._by_receipt("DELETE FROM summit_queue_messages WHERE queue = %s AND receipt = %s", (), queue, receipt)
+    async def _ack(self, queue: str, receipt: str) -> bool:
+        return await self._write_one("DELETE FROM summit_queue_messages WHERE queue = %s AND receipt = %s", (queue, receipt))
 
-    async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> None:
-        check_name(queue)
-        delay = check_seconds("delay", delay, positive=False)
+    async def _release(self, queue: str, receipt: str, delay: float) -> bool:
         sql = "UPDATE summit_queue_messages SET receipt = NULL, visible_at = %s WHERE queue = %s AND receipt = %s"
-        await self._by_receipt(sql, (self.clock() + delay,), queue, receipt)
+        return await self._write_one(sql, (self.clock() + delay, queue, receipt))
 
-    async def stats(self, queue: str) -> QueueStats:
-        check_name(queue)
-
+    async def _stats(self, queue: str) -> QueueStats:
         async def count(conn: psycopg.AsyncConnection[Any]) -> QueueStats:
             now = self.clock()
             cursor = await conn.execute(
@@ -199,8 +173,7 @@ class PostgresQueue(Queue):
 
         return await self._run(count)
 
-    async def purge(self, queue: str) -> None:
-        check_name(queue)
+    async def _purge(self, queue: str) -> None:
         await self._run(lambda conn: conn.execute("DELETE FROM summit_queue_messages WHERE queue = %s", (queue,)))
 
     async def close(self) -> None:
@@ -208,14 +181,13 @@ class PostgresQueue(Queue):
         self._closed = True
         await self._drop_idle()
 
-    async def _by_receipt(self, sql: str, head: tuple[Any, ...], queue: str, receipt: str) -> None:
-        """Run ``sql`` on the message that ``receipt`` of ``queue`` names, if it is its latest receipt."""
+    async def _write_one(self, sql: str, params: tuple[Any, ...]) -> bool:
+        """Run ``sql`` on the message one receipt names: True if there was one."""
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> int:
-            return (await conn.execute(sql, (*head, queue, receipt))).rowcount
+            return (await conn.execute(sql, params)).rowcount
 
-        if not isinstance(receipt, str) or await self._run(write) != 1:
-            raise ReceiptInvalid(f"receipt {receipt!r} of queue {queue!r} is stale or unknown")
+        return await self._run(write) == 1
 
     async def _claim(
         self, conn: psycopg.AsyncConnection[Any], queue: str, limit: int, visibility_timeout: float

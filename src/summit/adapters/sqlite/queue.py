@@ -31,15 +31,11 @@ from summit.ports.queue import (
     Queue,
     QueueError,
     QueueStats,
-    ReceiptInvalid,
-    check_name,
-    check_seconds,
     dead_letter_queue,
 )
 
 T = TypeVar("T")
 
-_POLL_INTERVAL = 0.05  # seconds between two looks at the table while a receive waits
 _URL_PARAMS = ("max_receives", "busy_timeout_ms")
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS summit_queue_messages (
@@ -107,49 +103,27 @@ class SQLiteQueue(Queue):
     def __repr__(self) -> str:
         return f"SQLiteQueue({str(self.path or ':memory:')!r}, max_receives={self.max_receives})"
 
-    # -- the port ---------------------------------------------------------------------------------
+    # -- the port (its arguments checked by Queue) -----------------------------------------------
 
-    async def send(self, queue: str, body: bytes, *, delay: float = 0.0) -> str:
-        check_name(queue)
-        if not isinstance(body, bytes):
-            raise TypeError(f"a message body is bytes, not {type(body).__name__}")
-        delay = check_seconds("delay", delay, positive=False)
-        return await self._run(self._send, queue, body, delay)
+    async def _send(self, queue: str, body: bytes, delay: float) -> str:
+        return await self._run(self._insert, queue, body, delay)
 
-    async def receive(
-        self, queue: str, *, max_messages: int = 1, visibility_timeout: float = 30.0, wait: float = 0.0
-    ) -> list[Message]:
-        check_name(queue)
-        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not 1 <= max_messages <= 100:
-            raise ValueError(f"max_messages must be an integer from 1 to 100, not {max_messages!r}")
-        visibility_timeout = check_seconds("visibility_timeout", visibility_timeout, positive=True)
-        wait = check_seconds("wait", wait, positive=False)
-        deadline = time.monotonic() + wait
-        while True:
-            messages = await self._run(self._receive, queue, max_messages, visibility_timeout)
-            remaining = deadline - time.monotonic()
-            if messages or remaining <= 0:
-                return messages
-            await asyncio.sleep(min(_POLL_INTERVAL, remaining))
+    async def _receive(self, queue: str, limit: int, visibility_timeout: float) -> list[Message]:
+        return await self._run(self._claim, queue, limit, visibility_timeout)
 
-    async def ack(self, queue: str, receipt: str) -> None:
-        check_name(queue)
+    async def _ack(self, queue: str, receipt: str) -> bool:
         sql = "DELETE FROM summit_queue_messages WHERE queue = ? AND receipt = ?"
-        await self._by_receipt(sql, (), queue, receipt)
+        return await self._run(self._write_one, sql, (queue, receipt)) == 1
 
-    async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> None:
-        check_name(queue)
-        delay = check_seconds("delay", delay, positive=False)
+    async def _release(self, queue: str, receipt: str, delay: float) -> bool:
         sql = "UPDATE summit_queue_messages SET receipt = NULL, visible_at = ? WHERE queue = ? AND receipt = ?"
-        await self._by_receipt(sql, (self.clock() + delay,), queue, receipt)
+        return await self._run(self._write_one, sql, (self.clock() + delay, queue, receipt)) == 1
 
-    async def stats(self, queue: str) -> QueueStats:
-        check_name(queue)
-        return await self._run(self._stats, queue)
+    async def _stats(self, queue: str) -> QueueStats:
+        return await self._run(self._count, queue)
 
-    async def purge(self, queue: str) -> None:
-        check_name(queue)
-        await self._run(self._purge, queue)
+    async def _purge(self, queue: str) -> None:
+        await self._run(self._delete_all, queue)
 
     async def close(self) -> None:
         if self._closed:
@@ -159,11 +133,6 @@ class SQLiteQueue(Queue):
             await asyncio.get_running_loop().run_in_executor(self._executor, self._close_connection)
         finally:
             self._executor.shutdown(wait=True)
-
-    async def _by_receipt(self, sql: str, head: tuple[Any, ...], queue: str, receipt: str) -> None:
-        """Run ``sql`` on the message that ``receipt`` of ``queue`` names, if it is its latest receipt."""
-        if not isinstance(receipt, str) or await self._run(self._write_one, sql, (*head, queue, receipt)) != 1:
-            raise ReceiptInvalid(f"receipt {receipt!r} of queue {queue!r} is stale or unknown")
 
     # -- on the queue's thread --------------------------------------------------------------------
 
@@ -204,7 +173,7 @@ class SQLiteQueue(Queue):
             self._conn.close()
             self._conn = None
 
-    def _send(self, conn: sqlite3.Connection, queue: str, body: bytes, delay: float) -> str:
+    def _insert(self, conn: sqlite3.Connection, queue: str, body: bytes, delay: float) -> str:
         message_id = secrets.token_urlsafe(16)
         now = self.clock()
         with _write(conn):
@@ -214,7 +183,7 @@ class SQLiteQueue(Queue):
             )
         return message_id
 
-    def _receive(self, conn: sqlite3.Connection, queue: str, limit: int, visibility_timeout: float) -> list[Message]:
+    def _claim(self, conn: sqlite3.Connection, queue: str, limit: int, visibility_timeout: float) -> list[Message]:
         now = self.clock()
         # A dead-letter queue has no dead-letter queue of its own: its messages stay until purged.
         dead = None if queue.endswith(DEAD_SUFFIX) else dead_letter_queue(queue)
@@ -246,7 +215,7 @@ class SQLiteQueue(Queue):
         with _write(conn):
             return conn.execute(sql, params).rowcount
 
-    def _stats(self, conn: sqlite3.Connection, queue: str) -> QueueStats:
+    def _count(self, conn: sqlite3.Connection, queue: str) -> QueueStats:
         now = self.clock()
         visible, in_flight, delayed = conn.execute(
             "SELECT count(*) FILTER (WHERE visible_at <= ?), "
@@ -257,7 +226,7 @@ class SQLiteQueue(Queue):
         ).fetchone()
         return QueueStats(visible=visible, in_flight=in_flight, delayed=delayed)
 
-    def _purge(self, conn: sqlite3.Connection, queue: str) -> None:
+    def _delete_all(self, conn: sqlite3.Connection, queue: str) -> None:
         with _write(conn):
             conn.execute("DELETE FROM summit_queue_messages WHERE queue = ?", (queue,))
 
