@@ -408,3 +408,25 @@ def test_sign_up_confirm_totp_two_devices_and_sign_out_everywhere(live_server, c
     finally:
         phone.close()
         laptop.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_10k_stage_shows_each_process_refuses_twins_and_keeps_logs(stage_10k) -> None:  # noqa: ANN001
+    """What `summit status`, a second `summit up` and `summit logs` say about the running 10k stage."""
+    summit = str(Path(sys.executable).with_name("summit"))
+    data_dir = stage_10k.data_dir
+    out = subprocess.run([summit, "status", "--json", "--data-dir", data_dir], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["running"] and report["healthy"] and report["stage"] == "10k"
+    by_name = {p["name"]: p for p in report["processes"]}
+    assert set(by_name) == {"postgres-primary", "postgres-replica-1", "postgres-replica-2", "pgbouncer-primary",
+                            "pgbouncer-replica-1", "pgbouncer-replica-2", "app"}
+    assert all(p["healthy"] and p["pid"] and p["address"].startswith("127.0.0.1:") for p in by_name.values())
+    assert by_name["postgres-primary"]["role"] == "primary" and by_name["postgres-replica-2"]["role"] == "replica"
+    assert "password" not in out.stdout.lower() or "***" in out.stdout  # no secret on screen
+    twin = subprocess.run([summit, "up", "--stage", "10k", "--data-dir", data_dir, "--port", "1"], capture_output=True, text=True, timeout=60)
+    assert twin.returncode == 1 and "already running" in twin.stderr
+    logs = subprocess.run([summit, "logs", "postgres-primary", "--data-dir", data_dir, "-n", "200"], capture_output=True, text=True, timeout=60)
+    assert logs.returncode == 0 and "database system is ready to accept connections" in logs.stdout
