@@ -51,6 +51,7 @@ if [ "$mode" = --test ]; then
     needed+=(postgresql-contrib)
   fi
   command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || needed+=(pgbouncer)
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || needed+=(haproxy)
 fi
 if [ "$mode" = --bench ]; then
   command -v wrk >/dev/null 2>&1 || needed+=(wrk)

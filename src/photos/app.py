@@ -24,7 +24,14 @@ from summit.migrate import upgrade_all
 from summit.platform import Platform
 from summit.security import BrowserSessionMiddleware, Security, admin_router, identity_router
 from summit.ports import CommitUnknown, DatabaseUnavailable
-from summit.web import BodyLimitMiddleware, ReadYourWritesMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware, request_id
+from summit.web import (
+    BodyLimitMiddleware,
+    ProxyHeadersMiddleware,
+    ReadYourWritesMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+    request_id,
+)
 from summit.web.audit import AuditMiddleware
 from summit.web.forms import strict_utf8_forms
 from summit.web.logs import configure_logging, flush_access_log
@@ -110,6 +117,8 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     app.add_middleware(ReadYourWritesMiddleware, enabled=lambda: _has_replicas(app), secure=blueprint.auth.cookie_secure)
     app.add_middleware(SecurityHeadersMiddleware, hsts=blueprint.auth.cookie_secure)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    if blueprint.server.trusted_proxies:  # behind the stage's load balancer: the client it saw
+        app.add_middleware(ProxyHeadersMiddleware, trusted=blueprint.server.trusted_proxies)
     return app
 
 

@@ -33,8 +33,8 @@ class Context:
     read_cache: Cache | None = field(init=False)
 
     def __post_init__(self) -> None:
-        cache, workers = self.platform.cache, self.platform.blueprint.server.workers
-        self.read_cache = cache if cache.shared or workers == 1 else None
+        cache, processes = self.platform.cache, self.platform.blueprint.server.serving_processes
+        self.read_cache = cache if cache.shared or processes == 1 else None
 
     @property
     def db(self) -> Database:

@@ -44,8 +44,18 @@ class Ports(_Section):
 
 class Server(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64)
+    port: int = Field(8000, ge=0, le=65535)  # the public entry: the app itself, or the load balancer
+    workers: int = Field(1, ge=1, le=64)  # worker processes of one app server (granian)
+    # app servers, each a process of the stage on a port of its own, behind the load balancer
+    # (engines.haproxy) when there is more than one
+    processes: int = Field(1, ge=1, le=64)
+    # addresses (comma-separated) whose X-Forwarded-For the app believes: the load balancer's, nobody else's
+    trusted_proxies: str = ""
+
+    @property
+    def serving_processes(self) -> int:
+        """How many processes serve the app (a per-process cache would differ between them)."""
+        return self.workers * self.processes
 
 
 class Auth(_Section):
@@ -89,14 +99,22 @@ class PgBouncerEngine(_Section):
     max_client_conn: int = Field(1000, ge=10, le=100_000)
 
 
+class HAProxyEngine(_Section):
+    """HAProxy: the front door and application load balancer (L7) in front of the app servers."""
+
+    enabled: bool = False
+    check_interval_ms: int = Field(500, ge=100, le=60_000, description="active health checks of each server")
+
+
 class Engines(_Section):
     """The engine processes a stage runs beside the app (``summit up`` starts them)."""
 
     postgres: PostgresEngine = PostgresEngine()
     pgbouncer: PgBouncerEngine = PgBouncerEngine()
+    haproxy: HAProxyEngine = HAProxyEngine()
 
     def any(self) -> bool:
-        return self.postgres.enabled
+        return self.postgres.enabled or self.haproxy.enabled
 
 
 class Worker(_Section):
@@ -196,6 +214,8 @@ class Blueprint(_Section):
     def _engines_fit(self) -> Blueprint:
         if self.engines.pgbouncer.enabled and not self.engines.postgres.enabled:
             raise ValueError("engines.pgbouncer needs engines.postgres (PgBouncer pools connections to it)")
+        if self.server.processes > 1 and not self.engines.haproxy.enabled:
+            raise ValueError("server.processes > 1 needs engines.haproxy (a load balancer in front of them)")
         return self
 
     def port_url(self, port: str) -> str:

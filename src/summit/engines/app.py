@@ -18,10 +18,13 @@ class AppServer(Engine):
     kind = "app"
     ready_timeout = 90.0
 
-    def __init__(self, name: str, blueprint: Blueprint, needs: tuple[str, ...] = ()):
-        super().__init__(name, "web", blueprint.server.port, needs=needs)
+    def __init__(self, name: str, blueprint: Blueprint, port: int | None = None, needs: tuple[str, ...] = ()):
+        """The app on ``port`` (default: the public port, when it is the stage's only app server;
+        behind a load balancer each gets a loopback port of its own)."""
+        public = port is None
+        super().__init__(name, "web", blueprint.server.port if public else port, needs=needs)
         self.blueprint = blueprint
-        self.host = blueprint.server.host
+        self.host = blueprint.server.host if public else "127.0.0.1"
 
     @property
     def url(self) -> str:
@@ -33,9 +36,12 @@ class AppServer(Engine):
         env = {
             "SUMMIT_STAGE": b.stage,
             "SUMMIT_DATA_DIR": str(layout.data_dir),
-            "SUMMIT_SERVER__HOST": b.server.host,
-            "SUMMIT_SERVER__PORT": str(b.server.port),
+            "SUMMIT_SERVER__HOST": self.host,
+            "SUMMIT_SERVER__PORT": str(self.port),
             "SUMMIT_SERVER__WORKERS": str(b.server.workers),
+            "SUMMIT_SERVER__PROCESSES": str(b.server.processes),
+            "SUMMIT_SERVER__TRUSTED_PROXIES": b.server.trusted_proxies,
+            "SUMMIT_AUTH__ISSUER": b.issuer,  # the public URL: every app server issues and checks the same
             "SUMMIT_APP__FACTORY": b.app.factory,
         }
         if os.environ.get("SUMMIT_CONFIG"):

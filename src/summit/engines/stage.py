@@ -17,6 +17,7 @@ from pathlib import Path
 from summit.blueprint import Blueprint
 from summit.blueprint.model import ENDPOINTS_FILE
 from summit.engines.app import AppServer
+from summit.engines.haproxy import HAProxy
 from summit.engines.layout import HOST, Engine, Layout, write_private
 from summit.engines.pgbouncer import PgBouncer, PoolSettings
 from summit.engines.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, PostgresServer, PostgresSettings
@@ -47,9 +48,22 @@ def plan(blueprint: Blueprint, *, with_app: bool = True) -> StagePlan:
     if pg.enabled:
         _plan_postgres(blueprint, layout, result)
     if with_app:
-        needs = tuple(e.name for e in result.engines if e.kind == "pgbouncer" or (e.kind == "postgres" and not blueprint.engines.pgbouncer.enabled))
-        result.engines.append(AppServer("app", blueprint, needs=needs))
+        _plan_web(blueprint, layout, result)
     return result
+
+
+def _plan_web(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
+    """The app server on the public port; or, behind HAProxy, ``server.processes`` of them."""
+    needs = tuple(e.name for e in result.engines if e.kind == "pgbouncer" or (e.kind == "postgres" and not blueprint.engines.pgbouncer.enabled))
+    if not blueprint.engines.haproxy.enabled:
+        result.engines.append(AppServer("app", blueprint, needs=needs))
+        return
+    names = [f"web-{n}" for n in range(1, blueprint.server.processes + 1)]
+    ports = layout.ports([*names, "haproxy-stats"])
+    webs = [AppServer(name, blueprint, port=ports[name], needs=needs) for name in names]
+    result.engines += webs
+    result.engines.append(HAProxy("haproxy", blueprint.server.host, blueprint.server.port, ports["haproxy-stats"], webs,
+                                  check_interval_ms=blueprint.engines.haproxy.check_interval_ms))
 
 
 def _plan_postgres(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:

@@ -1,0 +1,133 @@
+"""HAProxy: the stage's one public address and its application load balancer (L7).
+
+It spreads requests over the app servers (``web-1``, ``web-2`` ...) by least connections, checks
+each one actively (``GET /healthz`` every ``check_interval_ms``; two failures take it out, two
+successes put it back), and retries only what is safe: a request that could not be sent at all
+(connection failure) is always sent to another server, and a request that was sent is tried again
+only when it is idempotent (GET, HEAD, OPTIONS, PUT, DELETE) or carries an ``Idempotency-Key``,
+which the app honours. It adds ``X-Forwarded-For`` (the app believes it from this address only:
+``server.trusted_proxies``) and an ``X-Request-Id`` when the client sent none, and logs each
+request. A second listener on loopback serves its statistics (``/stats``, ``/stats;csv``) and
+Prometheus metrics (``/metrics``); the runtime API (drain, weights, server states) is on a unix
+socket.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from summit.engines.layout import Engine, EngineError, Layout, owned_dir, tcp_open
+from summit.engines.process import Command
+
+# requests whose retry cannot do anything twice: RFC 9110's idempotent methods, or a POST with the
+# Idempotency-Key the app replays
+_RETRYABLE = "{ method GET HEAD OPTIONS PUT DELETE } || { req.hdr(idempotency-key) -m found }"
+
+
+def binary() -> str:
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if found is None:
+        raise EngineError("HAProxy is not installed: run `summit engines install` (Debian's haproxy)")
+    return found
+
+
+class HAProxy(Engine):
+    kind = "haproxy"
+
+    def __init__(self, name: str, host: str, port: int, stats_port: int, servers: list[Engine], *, check_interval_ms: int = 500):
+        super().__init__(name, "front door, L7 load balancer", port, needs=tuple(s.name for s in servers))
+        self.host = host
+        self.stats_port = stats_port
+        self.servers = servers
+        self.check_interval_ms = check_interval_ms
+
+    @property
+    def stats_url(self) -> str:
+        return f"http://127.0.0.1:{self.stats_port}"
+
+    def socket_path(self, layout: Layout) -> Path:
+        """The runtime API's unix socket (a short path: unix socket paths stop at 107 bytes)."""
+        path = layout.run_dir / "haproxy.sock"
+        if len(str(path)) > 100:
+            path = Path(tempfile.gettempdir()) / f"summit-haproxy-{self.stats_port}.sock"
+        return path
+
+    def render(self, layout: Layout) -> str:
+        check = self.check_interval_ms
+        servers = "\n".join(f"    server {s.name} {s.host}:{s.port}" for s in self.servers)
+        return f"""# rendered by summit before each start: edit the blueprint, not this file
+global
+    log stdout format raw local0 info
+    stats socket {self.socket_path(layout)} mode 600 level admin
+    maxconn 4096
+
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 10s
+
+frontend public
+    bind {self.host}:{self.port}
+    http-request del-header X-Forwarded-For  # the front door is the edge: what a client claims proves nothing
+    option forwardfor
+    unique-id-format %{{+X}}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
+    http-request set-header X-Request-Id %[unique-id] unless {{ req.hdr(x-request-id) -m found }}
+    default_backend web
+
+backend web
+    balance leastconn
+    option httpchk GET /healthz
+    http-check expect status 200
+    default-server check inter {check}ms fastinter {max(100, check // 2)}ms fall 2 rise 2
+    retries 3
+    option redispatch
+    option http-buffer-request
+    retry-on conn-failure empty-response response-timeout 502 503
+    http-request disable-l7-retry unless {_RETRYABLE}
+{servers}
+
+frontend stats
+    bind 127.0.0.1:{self.stats_port}
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+    stats enable
+    stats uri /stats
+    stats refresh 5s
+"""
+
+    def prepare(self, layout: Layout) -> None:
+        home = owned_dir(layout.engine_dir(self.name), None)
+        layout.run_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_path(layout).unlink(missing_ok=True)
+        (home / "haproxy.cfg").write_text(self.render(layout))
+
+    def command(self, layout: Layout) -> Command:
+        config = layout.engine_dir(self.name) / "haproxy.cfg"
+        return Command([binary(), "-db", "-f", str(config)], stop_signal=signal.SIGUSR1, grace=10.0)  # SIGUSR1: soft stop
+
+    def ready(self, layout: Layout) -> bool:
+        if not tcp_open(self.host, self.port):
+            return False
+        try:
+            with urllib.request.urlopen(self.stats_url + "/stats;csv", timeout=2) as response:  # noqa: S310 (loopback)
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def server_states(self) -> dict[str, str]:
+        """Each app server's state as HAProxy sees it (UP, DOWN, DRAIN, MAINT ...), from its stats."""
+        import csv
+        import io
+
+        with urllib.request.urlopen(self.stats_url + "/stats;csv", timeout=2) as response:  # noqa: S310 (loopback)
+            rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
+            return {row["svname"]: row["status"] for row in rows if row["pxname"] == "web" and row["svname"] not in ("FRONTEND", "BACKEND")}

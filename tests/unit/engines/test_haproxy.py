@@ -1,0 +1,125 @@
+"""HAProxy as the control plane runs it, in front of two small real HTTP servers: it spreads the
+load, adds X-Forwarded-For and a request id, takes a dead server out by its health checks without a
+failed GET, retries a POST only when it carries an Idempotency-Key, and shows server states."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from summit.engines import Command, Engine, Layout, Supervisor
+from summit.engines.haproxy import HAProxy
+from summit.engines.layout import free_port, tcp_open
+
+
+# answers every request with its name and the headers it got; /slow-post waits before answering
+SERVE = r"""
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+name, port = sys.argv[1], int(sys.argv[2])
+class Handler(BaseHTTPRequestHandler):
+    def answer(self):
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        if self.path == "/slow":
+            time.sleep(5)
+        body = json.dumps({"server": name, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = answer
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+class Web(Engine):
+    kind = "app"
+
+    def __init__(self, name: str):
+        super().__init__(name, "web", free_port())
+
+    def command(self, layout: Layout) -> Command:
+        return Command([sys.executable, "-c", SERVE, self.name, str(self.port)])
+
+    def ready(self, layout: Layout) -> bool:
+        return tcp_open(self.host, self.port, timeout=0.2)
+
+
+@pytest.fixture
+async def front(tmp_path: Path) -> AsyncIterator[tuple[HAProxy, Supervisor, str]]:
+    webs = [Web("web-1"), Web("web-2")]
+    proxy = HAProxy("haproxy", "127.0.0.1", free_port(), free_port(), webs, check_interval_ms=200)
+    supervisor = Supervisor(Layout(tmp_path), [*webs, proxy], on_event=lambda text: None)
+    await supervisor.start()
+    try:
+        deadline = time.monotonic() + 10
+        while set(proxy.server_states().values()) != {"UP"} and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        yield proxy, supervisor, f"http://127.0.0.1:{proxy.port}"
+    finally:
+        await supervisor.stop()
+
+
+async def test_it_spreads_requests_and_adds_the_client_address_and_a_request_id(front) -> None:  # noqa: ANN001
+    proxy, _, url = front
+    async with httpx.AsyncClient(base_url=url) as client:
+        seen = [(await client.get("/", headers={"x-forwarded-for": "6.6.6.6"})).json() for _ in range(20)]
+        given = (await client.get("/", headers={"x-request-id": "mine-123"})).json()
+    assert Counter(s["server"] for s in seen).keys() == {"web-1", "web-2"}
+    assert seen[0]["headers"]["x-forwarded-for"] == "127.0.0.1"  # what HAProxy saw; the client's claim is dropped
+    assert seen[0]["headers"]["x-request-id"] and seen[0]["headers"]["x-request-id"] != seen[1]["headers"]["x-request-id"]
+    assert given["headers"]["x-request-id"] == "mine-123"  # a client's id is kept
+    assert proxy.server_states() == {"web-1": "UP", "web-2": "UP"}
+
+
+async def test_a_dead_server_costs_no_get_and_leaves_by_its_health_checks(front) -> None:  # noqa: ANN001
+    proxy, supervisor, url = front
+    failures = 0
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        for n in range(200):
+            if n == 50:
+                supervisor.unit("web-1").process.kill(signal.SIGKILL)
+            r = await client.get("/")
+            failures += r.status_code != 200
+        assert failures == 0
+        deadline = time.monotonic() + 5
+        while proxy.server_states().get("web-1") != "DOWN" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert proxy.server_states()["web-1"] == "DOWN"
+        assert {(await client.get("/")).json()["server"] for _ in range(10)} == {"web-2"}
+
+
+async def test_a_post_is_retried_elsewhere_only_with_an_idempotency_key(front) -> None:  # noqa: ANN001
+    """A server that dies after taking a request leaves an empty response: HAProxy sends that
+    request again only if resending it cannot do anything twice."""
+    proxy, supervisor, url = front
+    async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+
+        async def kill_whoever_serves_slow() -> None:
+            await asyncio.sleep(1.0)  # both slow requests are in flight, one on each server
+            supervisor.unit("web-1").process.kill(signal.SIGKILL)
+
+        killer = asyncio.create_task(kill_whoever_serves_slow())
+        plain, keyed = await asyncio.gather(
+            client.post("/slow", content=b"x"), client.post("/slow", content=b"x", headers={"idempotency-key": "k1"}),
+        )
+        await killer
+    statuses = {plain.status_code, keyed.status_code}
+    # the one that was on web-1 failed if it was the plain POST, and was answered by web-2 if keyed
+    assert 200 in statuses
+    if plain.status_code != 200:
+        assert keyed.status_code == 200 and plain.status_code == 502
+    else:
+        assert keyed.status_code == 200 and keyed.json()["server"] == "web-2"
