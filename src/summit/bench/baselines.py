@@ -4,11 +4,13 @@ read as a ratio of what the machine and the server do with no application at all
 - a bare ASGI hello (``summit.bench.hello``) served by granian with ``summit up``'s settings;
 - nginx serving a 1 KiB static file, and the photo the app serves (a temporary config on a free
   loopback port, no daemon);
-- ``redis-benchmark`` and ``pgbench -S``, only against engines that the stage runs.
+- ``redis-benchmark`` and ``pgbench -S``, only against engines that the stage runs (pgbench with
+  one client, through the primary's PgBouncer as the app's role: the app's own path).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
@@ -172,27 +174,134 @@ def redis_benchmark(url: str, *, requests: int = 100_000, client_core: int | Non
     return Measured(sum(rates) / len(rates))
 
 
-def pgbench_select(url: str, *, seconds: float = 10, client_core: int | None = None) -> Measured:
-    """``pgbench -S`` (select-only) against a scratch database ``summit_bench`` on the stage's
-    PostgreSQL server (created and initialised at scale 1 if absent; the app's database is not
-    touched)."""
-    binary = shutil.which("pgbench") or next((str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+@dataclass(frozen=True)
+class PgTarget:
+    """Where ``pgbench -S`` runs at a stage whose PostgreSQL summit runs: through ``host:port``
+    (the primary's PgBouncer, the app's own path) as ``user`` (the app's role), its password from
+    the stage's ``passfile``; the scratch database is made by the superuser straight on the
+    primary (``admin_port``)."""
+
+    host: str
+    port: int
+    user: str
+    passfile: Path
+    admin_port: int
+    admin_password: str
+    database: str = "summit_bench"
+
+
+def pg_target(url: str, data_dir: Path) -> PgTarget | str:
+    """The pgbench target of the stage whose sql port is ``url`` (as the stage publishes it:
+    ``postgresql://summit@127.0.0.1:<pgbouncer>/summit?passfile=...``) and whose data directory
+    is ``data_dir``, or why there is none (a sentence for the report's notes)."""
+    from summit.engines.layout import Layout
+    from summit.engines.postgres import SUPERUSER
+
+    parts = urlsplit(url)
+    passfile = dict(parse_qsl(parts.query)).get("passfile")
+    if parts.password or not passfile:
+        return "pgbench -S not measured: the sql port's PostgreSQL is not one this stage runs (its URL names no passfile)"
+    layout = Layout(Path(data_dir))
+    ports = layout.data_dir / "engines" / "ports.json"
+    try:
+        admin_port = int(json.loads(ports.read_text())["postgres-primary"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"pgbench -S not measured: {ports} names no postgres-primary (is {data_dir} the stage's data directory?)"
+    secret = layout.secrets_dir / f"postgres-{SUPERUSER}"
+    try:
+        password = secret.read_text().strip()
+    except OSError as error:
+        return f"pgbench -S not measured: the superuser's password ({secret}) cannot be read: {error.strerror}"
+    return PgTarget(parts.hostname or "127.0.0.1", parts.port or 5432, unquote(parts.username or ""), Path(passfile), admin_port, password)
+
+
+def pgbench_binary() -> str | None:
+    """pgbench of the PostgreSQL the stages run (Debian keeps it off PATH), else the one on PATH."""
+    from summit.engines.layout import EngineError
+    from summit.engines.postgres import bin_dir
+
+    try:
+        found = bin_dir() / "pgbench"
+        if found.exists():
+            return str(found)
+    except EngineError:
+        pass
+    return shutil.which("pgbench")
+
+
+def pgbench_args(target: PgTarget, *, seconds: float) -> list[str]:
+    """``pgbench -S`` with one client for ``seconds`` through the target's PgBouncer, no vacuum
+    first (the scratch database was just made and vacuumed by ``pgbench -i``)."""
+    return ["-S", "-n", "-c", "1", "-j", "1", "-T", str(max(1, round(seconds))), "-h", target.host, "-p", str(target.port), "-U", target.user, target.database]
+
+
+def parse_pgbench(out: str) -> tuple[float | None, int | None]:
+    """(tps, transactions) from pgbench's report."""
+    tps = transactions = None
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("tps =") and tps is None:
+            try:
+                tps = float(line.split("=")[1].split()[0])
+            except (IndexError, ValueError):
+                pass
+        elif line.startswith("number of transactions actually processed:"):
+            try:
+                transactions = int(line.split(":")[1].split("/")[0].strip())
+            except (IndexError, ValueError):
+                pass
+    return tps, transactions
+
+
+def pgbench_select(target: PgTarget, *, seconds: float = 10, client_core: int | None = None, server_cpu: Callable[[], float] | None = None) -> Measured:
+    """``pgbench -S`` (select-only: one primary-key SELECT per transaction), one client, pinned to
+    the client's core, in a scratch database made for it (owned by the app's role, initialised at
+    scale 1 straight on the primary) and dropped afterwards: the app's database is not touched.
+    ``server_cpu`` (CPU seconds of the database processes) gives the CPU per transaction."""
+    import psycopg
+    from psycopg import sql
+
+    from summit.engines.postgres import SUPERUSER
+
+    binary = pgbench_binary()
     if binary is None:
-        return Measured(None, note="pgbench is not installed (Debian postgresql-contrib)")
-    parts = urlsplit(url.replace("+asyncpg", "").replace("+psycopg", ""))
-    env = {**os.environ, "PGHOST": parts.hostname or "127.0.0.1", "PGPORT": str(parts.port or 5432), "PGUSER": unquote(parts.username or "postgres")}
-    if parts.password:
-        env["PGPASSWORD"] = unquote(parts.password)
-    psql = Path(binary).with_name("psql")
-    subprocess.run([str(psql) if psql.exists() else "psql", "-d", "postgres", "-c", "CREATE DATABASE summit_bench"], env=env, capture_output=True, timeout=60, check=False)
-    init = subprocess.run([binary, "-i", "-s", "1", "-q", "summit_bench"], env=env, capture_output=True, text=True, timeout=300, check=False)
-    if init.returncode != 0:
-        return Measured(None, note=f"pgbench -i failed: {init.stderr.strip()[-200:]}")
-    done = subprocess.run(
-        procs.pinned([binary, "-S", "-c", "2", "-j", "1", "-T", str(int(seconds)), "summit_bench"], client_core),
-        env=env, capture_output=True, text=True, timeout=seconds + 60, check=False,
-    )
-    for line in done.stdout.splitlines():
-        if line.startswith("tps ="):
-            return Measured(float(line.split("=")[1].split()[0]))
-    return Measured(None, note=f"pgbench -S gave no figure: {done.stderr.strip()[-200:]}")
+        return Measured(None, note="pgbench is not installed (Debian postgresql-contrib): pgbench -S not measured")
+    admin = {"host": target.host, "port": target.admin_port, "user": SUPERUSER, "password": target.admin_password, "dbname": "postgres", "connect_timeout": 5}
+    scratch = sql.Identifier(target.database)
+
+    def drop(conn: psycopg.Connection) -> None:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(scratch))
+
+    try:
+        with psycopg.connect(**admin, autocommit=True) as conn:
+            drop(conn)  # one left by an interrupted run
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(scratch, sql.Identifier(target.user)))
+    except psycopg.Error as error:
+        return Measured(None, note=f"pgbench -S not measured: the scratch database could not be made: {str(error).strip()[:200]}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(PGPASSFILE=str(target.passfile), PGCONNECT_TIMEOUT="5", PGAPPNAME="summit-bench")
+    try:
+        init = subprocess.run(  # noqa: S603
+            [binary, "-i", "-s", "1", "-q", "-h", target.host, "-p", str(target.admin_port), "-U", target.user, target.database],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+        if init.returncode != 0:
+            return Measured(None, note=f"pgbench -i failed: {init.stderr.strip()[-200:]}")
+        before = server_cpu() if server_cpu else 0.0
+        done = subprocess.run(  # noqa: S603
+            procs.pinned([binary, *pgbench_args(target, seconds=seconds)], client_core),
+            env=env, capture_output=True, text=True, timeout=seconds + 60, check=False,
+        )
+        used = server_cpu() - before if server_cpu else None
+    except subprocess.TimeoutExpired as error:
+        return Measured(None, note=f"pgbench did not finish within {error.timeout:g} s: pgbench -S not measured")
+    finally:
+        try:
+            with psycopg.connect(**admin, autocommit=True) as conn:
+                drop(conn)
+        except psycopg.Error:
+            pass
+    tps, transactions = parse_pgbench(done.stdout)
+    if tps is None:
+        return Measured(None, note=f"pgbench -S gave no figure: {done.stderr.strip()[-200:]}")
+    return Measured(tps, cpu_ms_per_request=used * 1000 / transactions if used is not None and transactions else None)

@@ -49,6 +49,7 @@ def figures(report: dict[str, Any]) -> list[Figure]:
         Figure("post_per_hello", "GET /api/v1/posts/<id> (warm) / hello", _raw(report, "post").get("ratio_to_hello"), ">= 0.15"),
         Figure("feed_per_hello", "GET /api/v1/feed (warm, bearer) / hello", _raw(report, "feed").get("ratio_to_hello"), ">= 0.1"),
         Figure("media_per_nginx", "GET /media/<photo> (~200 KB) / nginx, same file", _raw(report, "media").get("ratio_to_nginx_same_file"), ">= 0.3"),
+        Figure("post_per_pgbench", "GET /api/v1/posts/<id> (warm) / pgbench -S (1 client)", _raw(report, "post").get("ratio_to_pgbench"), "-"),
         Figure("mix_per_hello", "user-journey mix capacity / hello", _ratio(report.get("capacity_rps"), hello), ">= 0.04"),
         Figure("sql_per_warm_feed", "SQL statements per warm feed read", _get(_raw(report, "feed"), "counters", "sql_statements_per_request"), "0"),
         Figure("cache_hit_ratio", "cache hit ratio (mix)", report.get("cache_hit_ratio"), "-"),

@@ -1,5 +1,7 @@
-"""Processes the bench starts (each in its own process group, stopped with SIGTERM then SIGKILL)
-and what it measures of them: CPU seconds and resident memory of a process tree (psutil)."""
+"""Processes the bench starts (each in its own process group, stopped with SIGTERM then SIGKILL;
+descendants that left the group, as a stage's engines do, are stopped with it) and what it
+measures of them: CPU seconds and resident memory of a process tree, or of a group of processes
+measured together (psutil)."""
 
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ class Started:
     name: str
     popen: subprocess.Popen
     log_path: Path | None = None
+    grace: float = 15.0  # seconds its clean stop may take (a stage stopping its engines takes longer)
 
     @property
     def pid(self) -> int:
@@ -83,8 +86,13 @@ class Started:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
-        stop_group(self.popen, grace=grace, sig=sig)
+    def stop(self, grace: float | None = None, sig: int = signal.SIGTERM) -> None:
+        """``sig`` to its process group, SIGKILL after ``grace`` seconds; then SIGKILL whatever
+        it started that is still there (a supervisor's engines live in sessions of their own:
+        normally it stops them itself, this is for a supervisor that did not)."""
+        descendants = tree(self.pid)[1:] if self.alive() else []
+        stop_group(self.popen, grace=self.grace if grace is None else grace, sig=sig)
+        kill_left(descendants)
 
 
 def start(name: str, argv: Sequence[str], *, env: dict[str, str] | None = None, log_path: Path | None = None, cwd: Path | None = None) -> Started:
@@ -129,6 +137,21 @@ def _kill_group_leftovers(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def kill_left(processes: Sequence[psutil.Process], *, wait: float = 10.0) -> list[int]:
+    """SIGKILL those of ``processes`` still running (the same processes: psutil checks their
+    start time, so a reused pid is left alone); the pids killed."""
+    killed = []
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                proc.kill()
+                killed.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    psutil.wait_procs([p for p in processes if p.pid in killed], timeout=wait)
+    return killed
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -178,6 +201,59 @@ def tree_rss(procs: Sequence[psutil.Process]) -> int:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return total
+
+
+def tree_pss(procs: Sequence[psutil.Process]) -> int:
+    """Proportional set size of these processes: memory they share (PostgreSQL's shared buffers,
+    mapped by every backend) counted once over all of them, not once per process as RSS does.
+    Falls back to RSS for a process whose memory map cannot be read."""
+    total = 0
+    for proc in procs:
+        try:
+            try:
+                total += proc.memory_full_info().pss
+            except (psutil.AccessDenied, AttributeError):
+                total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+@dataclass(frozen=True)
+class Group:
+    """Processes measured together, as one part of a stage: the trees of ``pids`` (or those
+    processes alone, ``recursive=False``); their memory as RSS or, ``proportional``, as PSS."""
+
+    pids: tuple[int, ...]
+    recursive: bool = True
+    proportional: bool = False
+
+    def processes(self) -> list[psutil.Process]:
+        if self.recursive:
+            return [proc for pid in self.pids for proc in tree(pid)]
+        out = []
+        for pid in self.pids:
+            try:
+                out.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def cpu_seconds(self) -> float:
+        return tree_cpu_seconds(self.processes())
+
+    def memory(self, procs: Sequence[psutil.Process] | None = None) -> int:
+        procs = self.processes() if procs is None else procs
+        return tree_pss(procs) if self.proportional else tree_rss(procs)
+
+
+def processes_of(target: int | Group) -> list[psutil.Process]:
+    """A watched target's processes: a pid's tree, or a group's processes."""
+    return target.processes() if isinstance(target, Group) else tree(target)
+
+
+def memory_of(target: int | Group, procs: Sequence[psutil.Process]) -> int:
+    return target.memory(procs) if isinstance(target, Group) else tree_rss(procs)
 
 
 def self_cpu_seconds() -> float:
@@ -235,7 +311,7 @@ class Monitor:
     """Samples CPU (share of one core) and RSS of named process trees every ``interval`` seconds
     in a background thread, for the report's time series. Bounded: at most ``max_samples``."""
 
-    watched: dict[str, int]  # name -> root pid
+    watched: dict[str, int | Group]  # name -> root pid (its tree), or a group of processes
     interval: float = 0.5
     max_samples: int = 20_000
     samples: list[Sample] = field(default_factory=list)
@@ -244,7 +320,7 @@ class Monitor:
     _thread: threading.Thread | None = None
     started: float = 0.0
 
-    def watch(self, name: str, pid: int) -> None:
+    def watch(self, name: str, pid: int | Group) -> None:
         self.watched[name] = pid
 
     def start(self) -> None:
@@ -256,18 +332,18 @@ class Monitor:
         last: dict[str, float] = {}
         last_t = time.monotonic()
         last_busy = system_busy_seconds()
-        for name, pid in list(self.watched.items()):
-            last[name] = tree_cpu_seconds(tree(pid))
+        for name, target in list(self.watched.items()):
+            last[name] = tree_cpu_seconds(processes_of(target))
         while not self._stop.wait(self.interval) and len(self.samples) < self.max_samples:
             now = time.monotonic()
             cpu: dict[str, float] = {}
             rss: dict[str, int] = {}
-            for name, pid in list(self.watched.items()):
-                procs = tree(pid)
+            for name, target in list(self.watched.items()):
+                procs = processes_of(target)
                 seconds = tree_cpu_seconds(procs)
                 cpu[name] = max(0.0, (seconds - last.get(name, seconds)) / max(now - last_t, 1e-6))
                 last[name] = seconds
-                rss[name] = tree_rss(procs)
+                rss[name] = memory_of(target, procs)
                 self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss[name])
             busy = system_busy_seconds()
             # what the rest of the machine used meanwhile (other users' work shares these cores)

@@ -57,18 +57,22 @@ def measure(session: Session, started_at: str) -> dict[str, Any]:
     target, data = bring_up(session, blueprint, reader)
     extra["seed"] = data.as_dict()
     session.monitor = procs.Monitor({"bench client": os.getpid()})
-    if session.server_pid:
+    if session.parts:  # the stage's parts apart (disjoint, so "other processes" stays what the stage did not use)
+        for name, group in session.parts.items():
+            session.monitor.watch(name, group)
+        session.notes.append(stage.server_note(blueprint))
+    elif session.server_pid:
         session.monitor.watch("app", session.server_pid)
     session.monitor.start()
     session.phase("waiting for the stage to be idle", "idle")
     rest = stage.at_rest(session)
     extra["idle_server_cpu"] = rest["idle_server_cpu"]
-    extra["stage"] = {**target.startup, "rss_at_rest_bytes": rest["rss_at_rest_bytes"]}
+    extra["stage"] = {**target.startup, **{k: v for k, v in rest.items() if k != "idle_server_cpu"}}
     raw_rows = baselines_and_raw(session, report, blueprint, target.url, data, target.media)
     photo, probe = probe_stage(session, report, target.url, data, blueprint.workload, raw_rows, rest["idle_server_cpu"])
     cpu = demands.per_scenario_cpu(raw_rows, probe)
     mixed = run_mix(session, report, target.url, data, photo, blueprint.workload, cpu)
-    fill_demands(session, report, blueprint, mixed.steps, cpu, probe)
+    fill_demands(session, report, blueprint, mixed.steps, cpu, probe, raw_rows)
     assemble.fill_counters(report, session, mixed.deltas, raw_rows)
     assemble.shared_machine_notes(report, session)
     if o.photo_bytes and o.photo_bytes != blueprint.workload.photo_bytes:
@@ -164,9 +168,19 @@ def run_mix(session: Session, report: dict[str, Any], url: str, data: Seeded, ph
     return mixed
 
 
-def fill_demands(session: Session, report: dict[str, Any], blueprint: Any, steps: list[dict[str, Any]], cpu: dict[str, float | None], probe: dict[str, Any]) -> None:
-    peak_rss = session.monitor.peak_rss.get("app", 0) if session.server_pid and session.monitor else 0
-    found = demands.app_demands(steps, cpu, probe, peak_rss, blueprint) if session.server_pid else {}
+def fill_demands(
+    session: Session, report: dict[str, Any], blueprint: Any, steps: list[dict[str, Any]], cpu: dict[str, float | None], probe: dict[str, Any],
+    raw_rows: list[dict[str, Any]],
+) -> None:
+    peak = dict(session.monitor.peak_rss) if session.server_pid and session.monitor else {}
+    found: dict[str, Any] = {}
+    if session.server_pid and session.parts:  # the app's tree and the database processes, apart
+        app_cpu = demands.per_scenario_cpu(raw_rows, probe, part="app")
+        found = demands.app_demands(steps, app_cpu, probe, peak.get("app", 0), blueprint, part="app")
+        if found and "database" in session.parts:
+            found.update(demands.database_demands(steps, raw_rows, peak.get("database", 0), blueprint))
+    elif session.server_pid:
+        found = demands.app_demands(steps, cpu, probe, peak.get("app", 0), blueprint)
     if not found:
         session.notes.append("server CPU not measured: no service demands")
         return

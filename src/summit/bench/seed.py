@@ -196,6 +196,17 @@ class _Seeder:
         return r.status == 201
 
 
+def like_pairs(rng: random.Random, users: list[SeedUser], posts: list[SeedPost], count: int) -> list[tuple[SeedUser, SeedPost]]:
+    """``count`` distinct (user, post) pairs, drawn at random (at most one per pair there is): a
+    user likes a post once; the same like sent twice at once would only race on the likes' key."""
+    count = min(count, len(users) * len(posts))
+    chosen: dict[tuple[str, str], tuple[SeedUser, SeedPost]] = {}
+    while len(chosen) < count:
+        user, post = rng.choice(users), rng.choice(posts)
+        chosen.setdefault((user.username, post.id), (user, post))
+    return list(chosen.values())
+
+
 async def seed(
     client: HttpClient,
     *,
@@ -230,7 +241,7 @@ async def seed(
     await s.phase("posts", [(i, authors[i], photos[i % len(photos)]) for i in range(posts)], s.post)
     if not out.posts:
         raise SeedError("seeding made no post")
-    await s.phase("likes", [(rng.choice(out.users), rng.choice(out.posts)) for _ in range(int(len(out.posts) * likes_per_post))], s.like)
+    await s.phase("likes", like_pairs(rng, out.users, out.posts, int(len(out.posts) * likes_per_post)), s.like)
     comment_jobs = [(rng.choice(out.users), rng.choice(out.posts), i) for i in range(int(len(out.posts) * comments_per_post))]
     await s.phase("comments", comment_jobs, s.comment)
     return out

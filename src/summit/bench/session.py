@@ -26,7 +26,10 @@ class Session:
         self.workdir = Path(tempfile.mkdtemp(prefix="summit-bench-"))
         self.monitor: procs.Monitor | None = None
         self.phases: list[dict[str, Any]] = []
-        self.server_pid: int | None = None
+        self.server_pid: int | None = None  # the stage's root process: its tree is "the server"
+        # the server's parts when the stage runs engines ("app", "database", "supervisor"), measured
+        # apart; empty at stage 1 (one process) or when they cannot be seen
+        self.parts: dict[str, procs.Group] = {}
         self.server_core, self.client_core = procs.pin_plan()
         self.old_affinity: set[int] | None = None
         self.old_nice: int | None = None
@@ -65,6 +68,14 @@ class Session:
     def server_rss(self) -> int | None:
         return procs.tree_rss(procs.tree(self.server_pid)) if self.server_pid else None
 
+    def part_cpu(self) -> dict[str, float]:
+        """CPU seconds of each part of the server now ({} when it has none)."""
+        return {name: group.cpu_seconds() for name, group in self.parts.items()}
+
+    def part_memory(self) -> dict[str, int]:
+        """Memory of each part of the server now (RSS; PSS for a proportional group)."""
+        return {name: group.memory() for name, group in self.parts.items()}
+
     def wait_idle(self, *, share: float = 0.08, window: float = 0.5, timeout: float = 30.0) -> bool:
         """Until the server uses less than ``share`` of a core over ``window`` seconds."""
         if not self.server_pid:
@@ -83,7 +94,7 @@ class Session:
         return proc
 
     def stop(self, proc: procs.Started) -> None:
-        proc.stop(grace=15)
+        proc.stop()
         if proc in self.started_procs:
             self.started_procs.remove(proc)
 
@@ -92,7 +103,7 @@ class Session:
             self.monitor.stop()
         for proc in reversed(self.started_procs):
             try:
-                proc.stop(grace=15)
+                proc.stop()
             except Exception as error:  # noqa: BLE001
                 self.console.print(f"[yellow]warning:[/yellow] stopping {proc.name}: {error}")
         self.started_procs.clear()

@@ -199,3 +199,16 @@ def test_by_scenario_and_time_series() -> None:
     assert [p["t"] for p in series] == [0.0, 1.0, 2.0]
     assert series[0]["rps"] == pytest.approx(10)
     assert sum(p["rps"] * (1 if p["t"] < 2 else 0.92) for p in series) == pytest.approx(30, rel=0.01)
+
+
+def test_seeded_likes_are_distinct_pairs() -> None:
+    import random
+
+    from summit.bench.seed import SeedPost, SeedUser, like_pairs
+
+    users = [SeedUser(f"u{i}", "t") for i in range(3)]
+    posts = [SeedPost(str(i), "u0", f"/media/{i}") for i in range(2)]
+    pairs = like_pairs(random.Random(1), users, posts, 5)
+    assert len(pairs) == 5 and len({(u.username, p.id) for u, p in pairs}) == 5
+    assert len(like_pairs(random.Random(1), users, posts, 50)) == 6  # no more than there are pairs
+    assert like_pairs(random.Random(2), users, posts, 4) == like_pairs(random.Random(2), users, posts, 4)  # deterministic

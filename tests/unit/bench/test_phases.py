@@ -171,3 +171,96 @@ def test_key_figures_are_ratios_of_the_same_run() -> None:
     old = report.empty_report("1", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
     rows = {label: (va, vb, ratio) for label, _, va, vb, ratio in headline.compare(old, r)}
     assert rows["GET /healthz / ASGI hello"] == (None, 0.5, None)
+
+
+# ---- a stage with engines: its parts, measured apart ----
+RECORD = {
+    "pid": 100, "ready": True,
+    "processes": [
+        {"name": "postgres-primary", "kind": "postgres", "pid": 101},
+        {"name": "postgres-replica-1", "kind": "postgres", "pid": 102},
+        {"name": "pgbouncer-primary", "kind": "pgbouncer", "pid": 103},
+        {"name": "pgbouncer-replica-1", "kind": "pgbouncer", "pid": None},  # restarting: no pid now
+        {"name": "app", "kind": "app", "pid": 104},
+    ],
+}
+
+
+def test_the_parts_of_a_stage_come_from_its_state_record() -> None:
+    parts = stage.parts_of(RECORD, 100)
+    assert list(parts) == ["app", "database", "supervisor"]
+    assert parts["app"].pids == (104,) and parts["app"].recursive  # granian's parent and its worker
+    assert parts["database"].pids == (101, 102, 103) and parts["database"].proportional  # backends share buffers: PSS
+    assert parts["supervisor"].pids == (100,) and not parts["supervisor"].recursive  # alone: its tree is the whole stage
+    assert stage.parts_of({"pid": 100, "processes": []}, 100) == {} and stage.parts_of(None, 100) == {}
+    behind = {"processes": [{"kind": "haproxy", "pid": 105}, {"kind": "app", "pid": 106}, {"kind": "app", "pid": 107}, {"kind": "x", "pid": 108}]}
+    parts = stage.parts_of(behind, 100)
+    assert parts["app"].pids == (106, 107) and parts["proxy"].pids == (105,) and parts["other engines"].pids == (108,)
+
+
+def test_the_server_note_says_what_the_server_cpu_includes() -> None:
+    note = stage.server_note(load_blueprint(environ={}, overrides={"stage": "10k"}))
+    assert "supervisor" in note and "PgBouncer" in note and "2 streaming replicas" in note and "demands.database" in note
+    assert "replicas" not in stage.server_note(load_blueprint(environ={}, overrides={"stage": "1+"}))
+
+
+def test_the_engines_user_may_pass_through_the_bench_directory(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    stage.engines_can_enter(work)
+    assert work.stat().st_mode & 0o777 == 0o711  # search, not read: its names stay unlisted
+
+
+def test_a_step_keeps_the_cpu_of_each_part(session: Session) -> None:
+    workload = load_blueprint(environ={}).workload
+    u0 = mix._Usage(busy=10.0, wait=None, client=1.0, server=5.0, wall=100.0, parts={"app": 3.0, "database": 1.0, "supervisor": 1.0})
+    u1 = mix._Usage(busy=11.0, wait=None, client=1.2, server=6.0, wall=102.0, parts={"app": 3.6, "database": 1.3, "supervisor": 1.0})
+    session.server_pid = 100
+    step = mix.summarize_step(session, 10.0, results(20), 0.0, u0, u1, workload)
+    assert step["server_cpu_seconds"] == pytest.approx(1.0)
+    assert step["server_cpu_seconds_by_part"] == pytest.approx({"app": 0.6, "database": 0.3, "supervisor": 0.0})
+    assert mix._parts(step) == " (app 30%, database 15%, supervisor 0%)"
+    alone = mix.summarize_step(session, 10.0, results(20), 0.0, mix._Usage(10.0, None, 1.0, 5.0, 100.0), mix._Usage(11.0, None, 1.2, 6.0, 102.0), workload)
+    assert "server_cpu_seconds_by_part" not in alone and mix._parts(alone) == ""  # stage 1: one process
+
+
+def test_demands_split_the_app_and_the_database_at_a_stage_with_engines() -> None:
+    bp = load_blueprint(environ={}, overrides={"stage": "10k"})
+    rows = [
+        {"key": k, "cpu_ms_per_request": app + db, "cpu_ms_by_part": {"app": app, "database": db, "supervisor": 0.0}}
+        for k, (app, db) in {"feed": (2.0, 0.0), "photo": (1.0, 0.0), "profile": (3.0, 1.0), "like": (5.0, 1.0), "comment": (7.0, 2.0), "follow": (6.0, 1.0)}.items()
+    ]
+    probe = {"upload_web_ms": 40.0, "upload_worker_ms": 100.0, "signup_ms": 150.0}
+    steps = [
+        {"held": True, "server_cpu_seconds": 2.0, "server_cpu_seconds_by_part": {"app": 1.5, "database": 0.4, "supervisor": 0.1}, "answered": 500},
+        {"held": False, "server_cpu_seconds": 9.0, "server_cpu_seconds_by_part": {"app": 7.0, "database": 2.0}, "answered": 100},
+    ]
+    app_cpu = demands.per_scenario_cpu(rows, probe, part="app")
+    assert app_cpu["profile"] == 3.0 and app_cpu["signup"] == 150.0  # probes: the whole server's
+    found = demands.app_demands(steps, app_cpu, probe, 200 << 20, bp, part="app")
+    assert found["app"]["cpu_ms_per_request"] == pytest.approx(3.0)  # 1.5 s / 500, the app's tree only
+    assert found["app"]["cpu_ms_per_read"] == pytest.approx(0.4 * 2 + 0.4 * 1 + 0.2 * 3)
+    assert "database runs apart" in found["app"]["processes"]
+    db = demands.database_demands(steps, rows, 90 << 20, bp)["database"]
+    assert set(db) >= set(report.DEMAND_KEYS)
+    assert db["cpu_ms_per_request"] == pytest.approx(0.8) and db["cpu_ms_per_read"] is None
+    assert db["cpu_ms_per_write"] == pytest.approx((0.6 * 1 + 0.2 * 2 + 0.15 * 1) / 0.95)  # sign-ups: no raw run
+    assert db["rss_bytes"] == 90 << 20 and "2 streaming replicas" in db["processes"]
+    assert demands.database_demands([{"held": False, "server_cpu_seconds_by_part": {}, "answered": 0}], rows, 0, bp) == {}
+
+
+def test_the_post_read_is_set_against_pgbench(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    from summit.bench import wrk
+    from summit.bench.phases.baselines import Baselines
+
+    ticks = iter([{"app": 1.0, "database": 0.5}, {"app": 3.0, "database": 0.6}])
+    monkeypatch.setattr(session, "part_cpu", lambda: next(ticks))
+    monkeypatch.setattr(raw.baselines, "measure_wrk", lambda *a, **k: (wrk.WrkResult(2000, 1.0, 0, 1.0, 2.0, 3.0), 1.2))
+    base = Baselines(values={"asgi_hello_rps": 20_000.0, "pgbench_tps": 8_000.0})
+    row = raw.measure_one(session, "http://127.0.0.1:9", raw.BY_KEY["post"], raw.request_of(raw.BY_KEY["post"], DATA, None), base)
+    assert row["ratio_to_hello"] == 0.1 and row["ratio_to_pgbench"] == 0.25
+    assert row["cpu_ms_by_part"] == pytest.approx({"app": 1.0, "database": 0.05})
+    assert row["counters"]["sql_statements_per_request"] is None  # no /metrics at that address: not measured
+    r = report.empty_report("1+", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
+    r["raw"] = [row]
+    assert {f.key: f.value for f in headline.figures(r)}["post_per_pgbench"] == 0.25

@@ -8,6 +8,7 @@ import io
 import os
 from pathlib import Path
 
+import psutil
 import pytest
 from rich.console import Console
 
@@ -45,3 +46,37 @@ def test_a_tiny_profile_saves_a_flame_graph(tmp_path: Path) -> None:
     assert result.svg_path.parent == tmp_path and result.svg_path.name.startswith("profile-healthz-")
     assert result.svg_path.read_text().startswith("<svg")
     assert result.stacks_path.exists()
+
+
+def _engines_installed(stage: str) -> bool:
+    from summit.blueprint import load_blueprint
+    from summit.engines import install
+
+    return all(status.present for status in install.check(install.needed(load_blueprint(environ={}, overrides={"stage": stage}))))
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(not _engines_installed("1+"), reason="stage 1+ needs PostgreSQL and PgBouncer (summit engines install --stage 1+)")
+def test_a_tiny_run_at_stage_1_plus_measures_the_app_and_the_database_apart(tmp_path: Path) -> None:
+    """The stage under its supervisor: started, stopped and started again on the same data and
+    port; pgbench -S through the primary's PgBouncer; the server's CPU and memory by part; the
+    database figures from the app's counters, as at stage 1."""
+    options = Options(
+        start=True, stage="1+", users=2, posts=2, probes=1, duration=1, rates=[2.0], refine=0, max_steps=1, raw_seconds=1, media_bytes=20_000,
+        photo_bytes=20_000, out=tmp_path, command="pytest",
+    )
+    report, json_path, _ = run(options, Console(file=io.StringIO()))
+    assert rep.load(json_path)["stage"] == "1+"
+    stage = report["extra"]["stage"]
+    assert stage["first_start_s"] > 0 and stage["restart_s"] > 0
+    assert set(stage["rss_at_rest_by_part"]) == {"app", "database", "supervisor"} and stage["rss_at_rest_bytes"] == stage["rss_at_rest_by_part"]["app"]
+    assert report["baselines"]["pgbench_tps"] > 0, report["notes"]
+    post = next(row for row in report["raw"] if row["key"] == "post")
+    assert post["ratio_to_pgbench"] > 0 and set(post["cpu_ms_by_part"]) == {"app", "database", "supervisor"}
+    assert set(report["steps"][0]["server_cpu_seconds_by_part"]) == {"app", "database", "supervisor"}
+    assert {"app", "database"} <= set(report["demands"])
+    assert report["extra"]["counters"]["mix"]["measured"]  # /metrics read from the app under the supervisor
+    assert report["steps"][0]["counters"]["sql_statements_per_request"] is not None
+    assert any(note.startswith("the server is the stage's whole process tree") for note in report["notes"])
+    assert not any(p.info["cmdline"] and str(tmp_path) in " ".join(p.info["cmdline"]) for p in psutil.process_iter(["cmdline"]))

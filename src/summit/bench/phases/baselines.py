@@ -4,6 +4,7 @@ serves), and redis-benchmark / pgbench where the stage runs those engines."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from summit.bench import baselines
@@ -27,17 +28,25 @@ class Baselines:
     def nginx_photo(self) -> float | None:
         return self.values.get("nginx_photo_rps")
 
+    @property
+    def pgbench(self) -> float | None:
+        return self.values.get("pgbench_tps")
+
 
 PHOTO_LABEL = "nginx the app's photo"
 
 
-def _keep(out: Baselines, key: str, label: str, m: baselines.Measured, session: Session, *, note: bool = True) -> None:
+def _keep(out: Baselines, key: str, label: str, m: baselines.Measured, session: Session, *, note: bool = True, unit: str = "req/s") -> None:
     out.values[key] = m.rps
     out.detail[label] = {"p50_ms": m.p50_ms, "p99_ms": m.p99_ms, "cpu_ms_per_request": m.cpu_ms_per_request}
     if m.note and note:
         session.notes.append(m.note)
     if m.rps is not None:
-        session.console.print(f"    {label:<24} {m.rps:>9,.0f} req/s  p99 {m.p99_ms or 0:6.1f} ms")
+        session.console.print(
+            f"    {label:<24} {m.rps:>9,.0f} {unit}"
+            + (f"  p99 {m.p99_ms:6.1f} ms" if m.p99_ms is not None else "")
+            + (f"  server CPU {m.cpu_ms_per_request:.3f} ms each" if m.cpu_ms_per_request is not None and m.p99_ms is None else "")
+        )
 
 
 def measure(session: Session, blueprint: Any, media: MediaPhoto | None) -> Baselines:
@@ -57,22 +66,53 @@ def measure(session: Session, blueprint: Any, media: MediaPhoto | None) -> Basel
         session.phase("baseline: redis-benchmark")
         _keep(out, "redis_ops", "redis-benchmark GET/SET", baselines.redis_benchmark(engines["redis"], client_core=session.client_core), session)
     if "postgresql" in engines:
-        session.phase("baseline: pgbench -S")
-        m = baselines.pgbench_select(engines["postgresql"], seconds=o.raw_seconds, client_core=session.client_core)
-        _keep(out, "pgbench_tps", "pgbench -S", m, session)
-    if not engines:
+        session.phase("baseline: pgbench -S, one client, through the primary's PgBouncer", "pgbench")
+        target = baselines.pg_target(engines["postgresql"], Path(blueprint.data_dir))
+        if isinstance(target, str):
+            session.notes.append(target)
+        else:
+            database = session.parts.get("database")
+            m = baselines.pgbench_select(target, seconds=o.raw_seconds, client_core=session.client_core, server_cpu=database.cpu_seconds if database else None)
+            _keep(out, "pgbench_tps", "pgbench -S (1 client)", m, session, unit="tps")
+            if m.rps is not None:
+                session.notes.append(PGBENCH_NOTE)
+    elif blueprint.engines.postgres.enabled:
+        session.notes.append(
+            f"stage {blueprint.stage} runs PostgreSQL, but its URL could not be read from {blueprint.data_dir} "
+            "(with --url, give the stage's data directory with -d): pgbench_tps not measured"
+        )
+    postgres = "postgresql" in engines or blueprint.engines.postgres.enabled
+    if "redis" not in engines and not postgres:
         session.notes.append(
             f"stage {blueprint.stage} runs no Redis and no PostgreSQL (SQLite, files, in-process cache and queue): "
             "redis_ops and pgbench_tps are not measured at this stage"
         )
+    elif "redis" not in engines:
+        session.notes.append(f"stage {blueprint.stage} runs no Redis (an in-process cache): redis_ops is not measured at this stage")
     return out
 
 
+PGBENCH_NOTE = (
+    "pgbench_tps: pgbench -S (select-only: one primary-key SELECT of pgbench_accounts per transaction, scale 1) with ONE "
+    "client, through the primary's PgBouncer (transaction pooling) as the app's role, password from the stage's passfile, "
+    "in a scratch database made and dropped for it; pinned to the client's core, the database on the server's: one "
+    "round trip of the app's own path to PostgreSQL at a time, not the server's throughput. raw[post].ratio_to_pgbench "
+    "sets the app's warm GET /api/v1/posts/<id> (64 connections, mostly from the cache: see its SQL per request) against it"
+)
+
+
 def stage_engines(blueprint: Any) -> dict[str, str]:
-    """Engines of the stage that have a baseline: {"redis": url, "postgresql": url}."""
+    """Engines of the stage that have a baseline: {"redis": url, "postgresql": url}. A port whose
+    URL names an engine of a stage that is not running (``{postgres}`` with no endpoints
+    published) is left out."""
+    from summit.blueprint import BlueprintError
+
     found: dict[str, str] = {}
     for name in type(blueprint.ports).model_fields:
-        url = blueprint.port_url(name)
+        try:
+            url = blueprint.port_url(name)
+        except BlueprintError:
+            continue
         scheme = url.split(":", 1)[0].split("+", 1)[0]
         if scheme in ("redis", "rediss") and "redis" not in found:
             found["redis"] = url

@@ -91,10 +91,11 @@ class _Usage:
     client: float
     server: float
     wall: float
+    parts: dict[str, float] = field(default_factory=dict)  # CPU seconds of each part of the server
 
     @classmethod
     def now(cls, session: Session) -> _Usage:
-        return cls(procs.system_busy_seconds(), session.server_wait(), procs.self_cpu_seconds(), session.server_cpu(), time.monotonic())
+        return cls(procs.system_busy_seconds(), session.server_wait(), procs.self_cpu_seconds(), session.server_cpu(), time.monotonic(), session.part_cpu())
 
 
 def _drive(session: Session, url: str, data: Seeded, photo: bytes, rate: float, names: list[str], offsets: list[float]) -> tuple[list[loadgen.Result], float]:
@@ -146,9 +147,20 @@ def summarize_step(session: Session, rate: float, results: list[loadgen.Result],
         "server_cpu_wait": (u1.wait - u0.wait) / wall if u0.wait is not None and u1.wait is not None else None,
         "dispatch_lag_p99_ms": summary["dispatch_lag_p99_ms"],
     }
+    if u0.parts and u1.parts:
+        step["server_cpu_seconds_by_part"] = {name: max(0.0, u1.parts[name] - u0.parts.get(name, 0.0)) for name in u1.parts}
     step["held"] = rep.step_held(step, workload.p99_target_ms, workload.max_error_ratio)
     step["client_bound"] = client_bound(step, workload.p99_target_ms)
     return step
+
+
+def _parts(step: dict[str, Any]) -> str:
+    """" (app 40%, database 20%, supervisor 0%)": the server's CPU by part, when it has parts."""
+    parts = step.get("server_cpu_seconds_by_part")
+    span = (step.get("server_cpu_seconds") or 0) / step["server_cpu"] if step.get("server_cpu") else None
+    if not parts or not span:
+        return ""
+    return " (" + ", ".join(f"{name} {seconds / span * 100:.0f}%" for name, seconds in parts.items()) + ")"
 
 
 def _say(session: Session, step: dict[str, Any]) -> None:
@@ -156,7 +168,7 @@ def _say(session: Session, step: dict[str, Any]) -> None:
     session.console.print(
         f"    rate {step['rate']:,.1f}: achieved {step['achieved_rps']:,.1f} req/s, p50 {step['p50_ms']:.1f} / p95 {step['p95_ms']:.1f} / "
         f"p99 {step['p99_ms']:.1f} ms, errors {step['error_ratio'] * 100:.2f}%, client CPU {step['client_cpu'] * 100:.0f}%, "
-        f"server CPU {(step['server_cpu'] or 0) * 100:.0f}% (threads waiting for a CPU {step['server_cpu_wait'] or 0:.2f} s/s), "
+        f"server CPU {(step['server_cpu'] or 0) * 100:.0f}%{_parts(step)} (threads waiting for a CPU {step['server_cpu_wait'] or 0:.2f} s/s), "
         f"other processes {step['other_cpu'] * 100:.0f}%: {verdict}" + (" [yellow](client-bound)[/yellow]" if step["client_bound"] else "")
     )
 

@@ -40,6 +40,8 @@ ENDPOINTS = (
     Endpoint("comment", "comment", "POST", lambda d, m: f"/api/v1/posts/{d.posts[0].id}/comments", auth=True, body='{"body":"wrk comment"}'),
 )
 BY_KEY = {e.key: e for e in ENDPOINTS}
+# the raw read that best matches pgbench -S (a primary-key read): its row carries ratio_to_pgbench
+PGBENCH_PEER = "post"
 
 
 def request_of(endpoint: Endpoint, data: Seeded, media: MediaPhoto | None) -> tuple[str, dict[str, str], str | None] | None:
@@ -63,10 +65,12 @@ def measure_one(session: Session, url: str, endpoint: Endpoint, request: tuple[s
     session.wait_idle(timeout=10)
     with counters.Meter(url).phase() as reading:
         try:
+            parts0 = session.part_cpu()
             result, cpu = baselines.measure_wrk(
                 url + path, session.server_pid, seconds=session.o.raw_seconds, client_core=session.client_core,
                 method=endpoint.method, headers=headers, body=body,
             )
+            parts1 = session.part_cpu()
         except Exception as error:  # noqa: BLE001
             session.notes.append(f"raw {endpoint.name}: wrk failed: {error}")
             return None
@@ -80,8 +84,12 @@ def measure_one(session: Session, url: str, endpoint: Endpoint, request: tuple[s
         "cpu_ms_per_request": cpu, "errors": result.errors,
         "counters": counted(counters.figures(reading.delta)),
     }
+    if parts1 and result.requests:
+        row["cpu_ms_by_part"] = {name: max(0.0, parts1[name] - parts0.get(name, 0.0)) * 1000 / result.requests for name in parts1}
     if endpoint.key == "media":
         row["ratio_to_nginx_same_file"] = result.good_rps / base.nginx_photo if base.nginx_photo else None
+    if endpoint.key == PGBENCH_PEER:
+        row["ratio_to_pgbench"] = result.good_rps / base.pgbench if base.pgbench else None
     return row
 
 
@@ -91,6 +99,7 @@ def _say(session: Session, row: dict[str, Any]) -> None:
         f"    {row['name']:<12} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:6.1f} ms  server CPU {row['cpu_ms_per_request'] or 0:.2f} ms/req"
         + (f"  ({row['ratio_to_hello']:.3f} x hello)" if row["ratio_to_hello"] is not None else "")
         + (f"  ({row['ratio_to_nginx_same_file']:.3f} x nginx, same file)" if row.get("ratio_to_nginx_same_file") is not None else "")
+        + (f"  ({row['ratio_to_pgbench']:.3f} x pgbench -S)" if row.get("ratio_to_pgbench") is not None else "")
         + (f"  SQL/req {sql:.2f}" if sql is not None else "")
     )
 
