@@ -168,3 +168,16 @@ async def test_deleting_a_post_deletes_its_comments_and_likes(client, make_user,
     assert_error(await client.get(f"{API}/posts/{post['id']}/comments"), 404)
     assert_error(await client.delete(f"{API}/comments/{comment['id']}", headers=bob.auth), 404)
     assert_error(await client.put(f"{API}/posts/{post['id']}/like", headers=bob.auth), 404)
+
+
+async def test_twin_likes_and_follows_at_the_same_moment_count_once(client, make_user, make_post) -> None:  # noqa: ANN001
+    """Idempotent under concurrency too: on PostgreSQL the twins' write blocks run side by side."""
+    import asyncio
+
+    alice, bob = await make_user(), await make_user()
+    post = await make_post(alice)
+    likes = await asyncio.gather(*(client.put(f"/api/v1/posts/{post['id']}/like", headers=bob.auth) for _ in range(4)))
+    assert [r.status_code for r in likes] == [200] * 4
+    follows = await asyncio.gather(*(client.put(f"/api/v1/users/{alice.username}/follow", headers=bob.auth) for _ in range(4)))
+    assert [r.status_code for r in follows] == [200] * 4
+    assert (await client.get(f"/api/v1/posts/{post['id']}", headers=bob.auth)).json()["like_count"] == 1

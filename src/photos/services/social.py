@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from sqlalchemy import delete, insert, select, update
 
 from summit import ids
+from summit.ports import IntegrityError
 
 from summit.security import Principal
 
@@ -14,6 +18,7 @@ from photos.services import reads
 from photos.services.common import Comment, Context, Page, UserBrief, clean_text, now, page_size, parse_cursor
 
 MAX_COMMENT = 1000
+T = TypeVar("T")
 f, lk, c, u, p = schema.follows.c, schema.likes.c, schema.comments.c, schema.users.c, schema.posts.c
 
 
@@ -24,15 +29,29 @@ async def _user_id(conn, username: str) -> int:  # noqa: ANN001
     return row.id
 
 
+async def _idempotent(write: Callable[[], Awaitable[T]]) -> T:
+    """Run a check-then-insert write block; if a twin request inserted the same row between the
+    check and the insert (writers run side by side on PostgreSQL), run it once more: it then finds
+    the row and does nothing, as the first of the two did all there was to do."""
+    try:
+        return await write()
+    except IntegrityError:
+        return await write()
+
+
 async def follow(ctx: Context, follower_id: int, username: str) -> None:
     """Idempotent: following someone you follow already is not an error."""
-    async with ctx.db.write() as conn:
-        followee_id = await _user_id(conn, username)
-        if followee_id == follower_id:
-            raise Invalid("you cannot follow yourself", field="username")
-        exists = await conn.execute(select(f.follower_id).where(f.follower_id == follower_id, f.followee_id == followee_id))
-        if exists.first() is None:
-            await conn.execute(insert(schema.follows).values(follower_id=follower_id, followee_id=followee_id, created_at=now()))
+
+    async def write() -> None:
+        async with ctx.db.write() as conn:
+            followee_id = await _user_id(conn, username)
+            if followee_id == follower_id:
+                raise Invalid("you cannot follow yourself", field="username")
+            exists = await conn.execute(select(f.follower_id).where(f.follower_id == follower_id, f.followee_id == followee_id))
+            if exists.first() is None:
+                await conn.execute(insert(schema.follows).values(follower_id=follower_id, followee_id=followee_id, created_at=now()))
+
+    await _idempotent(write)
     await reads.forget_following(ctx, follower_id)
 
 
@@ -50,13 +69,17 @@ async def _require_post(conn, post_id: int) -> None:  # noqa: ANN001
 
 async def like(ctx: Context, user_id: int, post_id: int) -> int:
     """Like a post (idempotent); returns the post's like count."""
-    async with ctx.db.write() as conn:
-        await _require_post(conn, post_id)
-        already = await conn.execute(select(lk.user_id).where(lk.post_id == post_id, lk.user_id == user_id))
-        if already.first() is None:
-            await conn.execute(insert(schema.likes).values(post_id=post_id, user_id=user_id, created_at=now()))
-            await conn.execute(update(schema.posts).where(p.id == post_id).values(like_count=p.like_count + 1))
-        count = (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+
+    async def write() -> int:
+        async with ctx.db.write() as conn:
+            await _require_post(conn, post_id)
+            already = await conn.execute(select(lk.user_id).where(lk.post_id == post_id, lk.user_id == user_id))
+            if already.first() is None:
+                await conn.execute(insert(schema.likes).values(post_id=post_id, user_id=user_id, created_at=now()))
+                await conn.execute(update(schema.posts).where(p.id == post_id).values(like_count=p.like_count + 1))
+            return (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+
+    count = await _idempotent(write)
     await reads.forget_like(ctx, user_id, post_id)
     return count
 
