@@ -1,6 +1,6 @@
 """End to end in a real headless browser: Debian's chromium driven by Playwright (sync API) against a
 real ``summit up`` (the ``live_server`` fixture, stage 1; the first test also runs on a detached
-``summit up --stage 10k``: PostgreSQL with two replicas behind PgBouncer).
+``summit up --stage 10k``: HAProxy, two app processes, PostgreSQL with two replicas behind PgBouncer).
 
 - Two people, each in their own browser context (own cookies): one signs up and posts a photo, the
   other signs up, follows, sees the post with its thumbnail in the feed, likes it and comments on it.
@@ -86,8 +86,8 @@ def chromium() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def stage_10k() -> Iterator[object]:
-    """``summit up --stage 10k --detach``: PostgreSQL primary + 2 replicas, a PgBouncer in front of
-    each, the app as a supervised process; ``summit down`` at the end."""
+    """``summit up --stage 10k --detach``: HAProxy in front of two app processes, a PostgreSQL
+    primary + 2 replicas with a PgBouncer in front of each; ``summit down`` at the end."""
     import os
     import shutil
     import tempfile
@@ -412,7 +412,7 @@ def test_sign_up_confirm_totp_two_devices_and_sign_out_everywhere(live_server, c
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_the_10k_stage_shows_each_process_refuses_twins_and_keeps_logs(stage_10k) -> None:  # noqa: ANN001
+def test_the_10k_stage_shows_its_nine_processes_refuses_twins_and_keeps_logs(stage_10k) -> None:  # noqa: ANN001
     """What `summit status`, a second `summit up` and `summit logs` say about the running 10k stage."""
     summit = str(Path(sys.executable).with_name("summit"))
     data_dir = stage_10k.data_dir
@@ -422,7 +422,7 @@ def test_the_10k_stage_shows_each_process_refuses_twins_and_keeps_logs(stage_10k
     assert report["running"] and report["healthy"] and report["stage"] == "10k"
     by_name = {p["name"]: p for p in report["processes"]}
     assert set(by_name) == {"postgres-primary", "postgres-replica-1", "postgres-replica-2", "pgbouncer-primary",
-                            "pgbouncer-replica-1", "pgbouncer-replica-2", "app"}
+                            "pgbouncer-replica-1", "pgbouncer-replica-2", "web-1", "web-2", "haproxy"}
     assert all(p["healthy"] and p["pid"] and p["address"].startswith("127.0.0.1:") for p in by_name.values())
     assert by_name["postgres-primary"]["role"] == "primary" and by_name["postgres-replica-2"]["role"] == "replica"
     assert "password" not in out.stdout.lower() or "***" in out.stdout  # no secret on screen

@@ -164,6 +164,19 @@ class App(_Section):
             raise BlueprintError(f"app.factory: {module!r} has no function {name!r}")
         return found
 
+    def find_factory(self) -> None:
+        """Check that the factory's module exists without importing it (a supervisor that only
+        starts the app's processes need not hold the app in memory), or raise BlueprintError."""
+        import importlib.util
+
+        module = self.factory.partition(":")[0]
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as error:
+            raise BlueprintError(f"app.factory: cannot find {module!r} ({error}); check the name, or install the app") from None
+        if found is None:
+            raise BlueprintError(f"app.factory: cannot find {module!r}; check the name, or install the app")
+
     def migrations_package(self) -> ModuleType | None:
         """The package of the app's Alembic history (None if the app has none), or BlueprintError."""
         return _import(self.migrations, "app.migrations") if self.migrations else None

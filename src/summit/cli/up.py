@@ -41,7 +41,10 @@ def _check_factory(blueprint) -> None:  # noqa: ANN001
     from summit.blueprint import BlueprintError
 
     try:
-        blueprint.app.load_factory()
+        if blueprint.engines.any():
+            blueprint.app.find_factory()  # the app runs in processes of its own: only check it is there
+        else:
+            blueprint.app.load_factory()
     except BlueprintError as error:
         console.print(f"[red]error:[/red] {error} (the blueprint's \\[app] section, or --app)")
         raise typer.Exit(2) from None

@@ -80,7 +80,7 @@ frontend public
     bind {self.host}:{self.port}
     http-request del-header X-Forwarded-For  # the front door is the edge: what a client claims proves nothing
     option forwardfor
-    unique-id-format %{{+X}}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
+    unique-id-format %{{+X}}o%ci_%cp_%Ts_%rt_%pid  # hex, in the app's request-id alphabet: one id in both logs
     http-request set-header X-Request-Id %[unique-id] unless {{ req.hdr(x-request-id) -m found }}
     default_backend web
 

@@ -5,6 +5,7 @@ failed GET, retries a POST only when it carries an Idempotency-Key, and shows se
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 import time
@@ -79,7 +80,8 @@ async def test_it_spreads_requests_and_adds_the_client_address_and_a_request_id(
         given = (await client.get("/", headers={"x-request-id": "mine-123"})).json()
     assert Counter(s["server"] for s in seen).keys() == {"web-1", "web-2"}
     assert seen[0]["headers"]["x-forwarded-for"] == "127.0.0.1"  # what HAProxy saw; the client's claim is dropped
-    assert seen[0]["headers"]["x-request-id"] and seen[0]["headers"]["x-request-id"] != seen[1]["headers"]["x-request-id"]
+    assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", seen[0]["headers"]["x-request-id"])  # one the app keeps as its own
+    assert seen[0]["headers"]["x-request-id"] != seen[1]["headers"]["x-request-id"]
     assert given["headers"]["x-request-id"] == "mine-123"  # a client's id is kept
     assert proxy.server_states() == {"web-1": "UP", "web-2": "UP"}
 

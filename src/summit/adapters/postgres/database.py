@@ -357,9 +357,14 @@ class PostgresDatabase(Database):
             self._sequence_ready = True
 
     async def ping(self) -> None:
-        """``SELECT 1`` on the primary (health checks: can this process write?)."""
-        async with self.write() as conn:
-            await conn.execute(_PING)
+        """``SELECT 1`` on the primary, in one round trip where reads run in autocommit (health
+        checks call this on every probe)."""
+        block = PostgresConnection(self, writing=False)
+        await block._lend(self._read_pool)
+        try:
+            await block.execute(_PING)
+        finally:
+            await block.__aexit__(None, None, None)
 
     def replica_status(self) -> list[dict[str, Any]]:
         """Each replica as the router sees it (for status pages and tests)."""
