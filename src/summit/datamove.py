@@ -1,4 +1,5 @@
-"""Move a stage-1 SQLite database into PostgreSQL (stage 1 -> 1+), IDs kept.
+"""Move a stage-1 SQLite database into PostgreSQL (stage 1 -> 1+), IDs kept; and a stage-1 file
+object store into the stage's S3 store (-> 10k), checksums verified (``copy_objects``, at the end).
 
 The target gets the same schema from the same Alembic histories (``upgrade_all``), then every
 table the histories made is copied in foreign-key order, in ONE transaction on the target, so a
@@ -14,6 +15,7 @@ source's, which its own start-ups filled the same way.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -30,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from summit import migrate
+from summit.ports.objects import ObjectError, ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreUnavailable
 
 if TYPE_CHECKING:
     from summit.blueprint import Blueprint
@@ -280,3 +283,86 @@ def pending_jobs(queue_path: Path) -> int | None:
         return None
     finally:
         engine.dispose()
+
+
+# ---- objects: a stage-1 file store into an S3 store ------------------------------------------------
+
+OBJECTS_PAGE = 1000  # objects listed (and copied concurrently, a few at a time) per page of the source
+OBJECTS_AT_ONCE = 4
+
+
+@dataclass
+class ObjectsReport:
+    total: int = 0
+    copied: int = 0
+    skipped: int = 0  # in the target already, with the same sha256
+    bytes_copied: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # key, why
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.copied + self.skipped == self.total
+
+
+async def copy_objects(source: ObjectStore, target: ObjectStore, *, on_progress: Progress = lambda name, done, total: None) -> ObjectsReport:
+    """Copy every object of ``source`` into ``target`` (key, bytes, content type), each verified: the
+    source's bytes hash to their sha256, and so do the bytes read back from the target. An object
+    the target has already with the same sha256 is skipped, so running it again (after an
+    interruption, or to catch up) copies only what is missing. The source is only read.
+
+    A target that stops answering ends the copy (``DataMoveError``: what was copied stays, and
+    counts as done next time); an object that cannot be copied is reported and the rest go on."""
+    report = ObjectsReport(total=await _count(source))
+    on_progress("objects", 0, report.total)
+    slots = asyncio.Semaphore(OBJECTS_AT_ONCE)
+
+    async def one(info: ObjectInfo) -> None:
+        async with slots:
+            try:
+                await _copy_object(source, target, info, report)
+            except ObjectStoreUnavailable:
+                raise
+            except ObjectError as error:
+                report.failed.append((info.key, str(error)))
+            on_progress("objects", report.copied + report.skipped + len(report.failed), report.total)
+
+    after = ""
+    try:
+        while page := await source.list(after=after, limit=OBJECTS_PAGE):
+            await asyncio.gather(*(one(info) for info in page))
+            after = page[-1].key
+    except ObjectStoreUnavailable as error:
+        raise DataMoveError(f"{error}; {report.copied} object(s) were copied and verified: run it again, they are skipped") from None
+    report.total = max(report.total, report.copied + report.skipped + len(report.failed))  # puts to the source meanwhile
+    return report
+
+
+async def _count(store: ObjectStore) -> int:
+    count, after = 0, ""
+    while page := await store.list(after=after, limit=OBJECTS_PAGE):
+        count, after = count + len(page), page[-1].key
+    return count
+
+
+async def _copy_object(source: ObjectStore, target: ObjectStore, info: ObjectInfo, report: ObjectsReport) -> None:
+    try:
+        there = await target.head(info.key)
+        if there.etag == info.etag and there.size == info.size:
+            report.skipped += 1
+            return
+    except ObjectNotFound:
+        pass
+    try:
+        got = await source.get(info.key)
+    except ObjectNotFound:
+        report.total -= 1  # deleted since it was listed: nothing to copy
+        return
+    if hashlib.sha256(got.data).hexdigest() != got.info.etag:
+        raise ObjectError(f"the source's bytes do not match their sha256 ({got.info.etag[:12]}...): not copied")
+    await target.put(info.key, got.data, content_type=got.info.content_type)
+    back = await target.get(info.key)
+    if hashlib.sha256(back.data).hexdigest() != got.info.etag or back.info.content_type != got.info.content_type:
+        raise ObjectError("the copy read back from the target differs from the source")
+    report.copied += 1
+    report.bytes_copied += len(got.data)
+

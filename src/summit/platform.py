@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from summit.blueprint import Blueprint
-from summit.ports import Cache, Database, Mailer, ObjectStore, Queue
+from summit.ports import Cache, Cdn, Database, Mailer, ObjectStore, Queue
 from summit.wiring import open_port
 
 
@@ -22,16 +22,17 @@ class Platform:
     cache: Cache
     queue: Queue
     mail: Mailer
+    cdn: Cdn
 
     @classmethod
     def from_blueprint(cls, blueprint: Blueprint) -> Platform:
         blueprint.data_dir.mkdir(parents=True, exist_ok=True)
         # adapters connect lazily, so building them opens nothing that could leak on an error
-        opened = [open_port(port, blueprint.port_url(port)) for port in ("sql", "objects", "cache", "queue", "mail")]
+        opened = [open_port(port, blueprint.port_url(port)) for port in ("sql", "objects", "cache", "queue", "mail", "cdn")]
         return cls(blueprint, *opened)
 
     async def close(self) -> None:
-        for adapter in (self.mail, self.queue, self.cache, self.objects, self.db):
+        for adapter in (self.cdn, self.mail, self.queue, self.cache, self.objects, self.db):
             await adapter.close()
 
     async def __aenter__(self) -> Platform:

@@ -22,14 +22,21 @@ ADAPTERS: dict[str, dict[str, str]] = {
     "objects": {
         "file": "summit.adapters.files.objects:FileObjectStore",
         "memory": "summit.adapters.memory.objects:MemoryObjectStore",
+        "s3": "summit.adapters.s3.objects:S3ObjectStore",  # any S3 store (SeaweedFS at 10k)
     },
     "cache": {
         "memory": "summit.adapters.memory.cache:MemoryCache",
+        "redis": "summit.adapters.redis.cache:RedisCache",
+        "rediss": "summit.adapters.redis.cache:RedisCache",  # TLS
     },
     "queue": {
         "sqlite": "summit.adapters.sqlite.queue:SQLiteQueue",
         "postgresql": "summit.adapters.postgres.queue:PostgresQueue",
         "postgres": "summit.adapters.postgres.queue:PostgresQueue",
+    },
+    "cdn": {
+        "none": "summit.adapters.memory.cdn:NoCdn",
+        "varnish": "summit.adapters.varnish.cdn:VarnishCdn",
     },
     "mail": {
         "outbox": "summit.adapters.outbox.mailer:OutboxMailer",
@@ -41,6 +48,10 @@ ADAPTERS: dict[str, dict[str, str]] = {
 EXTRAS: dict[str, str] = {
     "aiosmtplib": "smtp",
     "psycopg": "postgres",
+    "aiobotocore": "s3",
+    "botocore": "s3",
+    "aiohttp": "s3",
+    "redis": "redis",
 }
 
 

@@ -35,7 +35,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 async def _count(app, table) -> int:  # noqa: ANN001
-    async with app.state.ctx.db.read() as conn:
+    async with app.state.ctx.db.read(after_write=True) as conn:
         return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
 
 
@@ -369,7 +369,7 @@ async def test_delete_account_removes_rows_objects_and_token(app, client, make_u
     assert bob_keys <= keys
     for key in alice_keys:
         assert (await client.get(f"/media/{key}")).status_code == 404
-    async with app.state.ctx.db.read() as conn:
+    async with app.state.ctx.db.read(after_write=True) as conn:
         for table, column in ((schema.posts, "author_id"), (schema.comments, "author_id"), (schema.likes, "user_id")):
             n = (await conn.execute(select(func.count()).select_from(table).where(table.c[column] == int(alice.id)))).scalar_one()
             assert n == 0, table.name
@@ -378,7 +378,7 @@ async def test_delete_account_removes_rows_objects_and_token(app, client, make_u
         ))).scalar_one()
         assert n == 0
 
-    async with app.state.ctx.db.read() as conn:  # the pool's account, codes and sessions are gone too
+    async with app.state.ctx.db.read(after_write=True) as conn:  # the pool's account, codes and sessions are gone too
         for table in (pool_schema.users, pool_schema.refresh_tokens, pool_schema.codes):
             column = table.c.id if table is pool_schema.users else table.c.user_id
             n = (await conn.execute(select(func.count()).select_from(table).where(column == int(alice.id)))).scalar_one()

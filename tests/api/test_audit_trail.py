@@ -163,6 +163,11 @@ async def test_authentication_events_are_recorded(blueprint):  # noqa: ANN001
         r_reuse = await client.post(f"{API}/sessions/refresh", json={"refresh_token": session["refresh_token"]})
         assert (r_refresh.status_code, r_reuse.status_code) == (201, 401)
         client.cookies.clear()
+        # the replay signed out every session of that sign-in, its access tokens too: sign in again
+        assert (await client.get(f"{API}/me", headers=auth)).status_code == 401
+        session = (await client.post(f"{API}/sessions", json={"login": username, "password": PASSWORD})).json()
+        client.cookies.clear()
+        auth = bearer(session["access_token"])
 
         url = f"{API}/me/password"
         r_bad_change = await client.post(url, headers=auth, json={"current_password": "wrong password", "new_password": "new horse 22"})
@@ -178,7 +183,7 @@ async def test_authentication_events_are_recorded(blueprint):  # noqa: ANN001
         assert (r_mfa_fail.status_code, r_mfa.status_code) == (401, 201)
         client.cookies.clear()
         r_out = await client.delete(f"{API}/sessions", headers=bearer(r_mfa.json()["access_token"]))
-        r_all = await client.delete(f"{API}/sessions/all", headers=bearer(r_refresh.json()["access_token"]))
+        r_all = await client.delete(f"{API}/sessions/all", headers=auth)  # (r_refresh's sign-in was signed out by the replay)
         assert (r_out.status_code, r_all.status_code) == (204, 204)
         r_forgot = await client.post(f"{API}/accounts/password-reset", json={"login": username})
         reset = await mailed_code(app.state.ctx.platform.mail, email, "reset")

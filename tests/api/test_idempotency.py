@@ -12,7 +12,7 @@ API = "/api/v1"
 
 
 async def _count(app, table) -> int:  # noqa: ANN001
-    async with app.state.ctx.db.read() as conn:
+    async with app.state.ctx.db.read(after_write=True) as conn:
         return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
 
 

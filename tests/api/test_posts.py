@@ -21,7 +21,7 @@ THUMBS = ("small", "medium", "large")
 
 
 async def _posts_count(app) -> int:  # noqa: ANN001
-    async with app.state.ctx.db.read() as conn:
+    async with app.state.ctx.db.read(after_write=True) as conn:
         return (await conn.execute(select(func.count()).select_from(schema.posts))).scalar_one()
 
 

@@ -142,6 +142,9 @@ def test_several_processes_on_a_process_cache_read_from_the_database(blueprint, 
     from photos.services import Context
     from summit.platform import Platform
 
-    platform = Platform.from_blueprint(blueprint.model_copy(update={"server": blueprint.server.model_copy(update={"workers": workers})}))
+    platform = Platform.from_blueprint(blueprint.model_copy(update={
+        "server": blueprint.server.model_copy(update={"workers": workers}),
+        "ports": blueprint.ports.model_copy(update={"cache": "memory://"}),  # a process cache, whatever TEST_CACHE says
+    }))
     ctx = Context(platform=platform, identity=None, access=None)  # type: ignore[arg-type]
     assert (ctx.read_cache is platform.cache) is cached

@@ -18,3 +18,12 @@ async def smtpd() -> AsyncIterator[SmtpServer]:
     """A real SMTP server (aiosmtpd), fresh for each test: ``capture, port = smtpd``."""
     async with smtp_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def varnish_tiers():  # noqa: ANN201
+    """Varnish's edge and regional tiers in front of a small origin, for this test session."""
+    from summit.testing.engines import running_cdn
+
+    with running_cdn() as tiers:
+        yield tiers

@@ -45,5 +45,5 @@ async def test_each_line_names_an_adapter_of_its_port(port: str, line, tmp_path:
 
 
 def test_an_unknown_port_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="no table of adapters for port 'quuee'; the tables are: cache, mail"):
+    with pytest.raises(ValueError, match="no table of adapters for port 'quuee'; the tables are: cache, cdn, mail"):
         backend_fixture("quuee")

@@ -37,7 +37,7 @@ def test_open_port_builds_from_the_url() -> None:
 
 
 def test_unknown_port_lists_the_ports() -> None:
-    with pytest.raises(WiringError, match="unknown port 'kv'; the ports are: cache, mail, objects, queue, sql"):
+    with pytest.raises(WiringError, match="unknown port 'kv'; the ports are: cache, cdn, mail, objects, queue, sql"):
         adapter_class("kv", "memory://")
 
 

@@ -418,7 +418,7 @@ async def test_a_form_posted_after_the_access_token_expired_still_works(browser,
 
     async def live_refresh_tokens() -> int:
         rt = schema.refresh_tokens.c
-        async with app.state.ctx.db.read() as conn:
+        async with app.state.ctx.db.read(after_write=True) as conn:  # what the request just wrote
             query = select(func.count()).select_from(schema.refresh_tokens).where(
                 rt.user_id == int(tom.id), rt.revoked_at.is_(None), rt.used_at.is_(None))
             return (await conn.execute(query)).scalar_one()

@@ -10,7 +10,7 @@ import secrets
 
 from sqlalchemy import delete, func, insert, select, update
 
-from summit.ports import Connection, ObjectError
+from summit.ports import CdnError, Connection, ObjectError
 from summit.security import PoolUser
 
 from photos import jobs, media, schema
@@ -155,7 +155,8 @@ async def _uncount(conn, user_id: int) -> list[int]:  # noqa: ANN001
 
 
 async def delete_objects(ctx: Context, keys: list[str]) -> None:
-    """Delete objects now; what fails is queued for the worker to retry (at least once)."""
+    """Delete objects now (what fails is queued for the worker to retry, at least once), and have
+    the CDN stop serving their URLs in every tier."""
     failed = []
     for key in keys:
         try:
@@ -165,3 +166,7 @@ async def delete_objects(ctx: Context, keys: list[str]) -> None:
             failed.append(key)
     if failed:
         await jobs.request_object_cleanup(ctx, failed)
+    try:
+        await ctx.platform.cdn.purge([url for url in map(ctx.media_url, keys) if url])
+    except CdnError as error:  # the tier that missed it serves the photo until it comes back
+        log.warning("CDN purge failed: %s", error, extra={"keys": keys})

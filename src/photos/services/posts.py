@@ -10,7 +10,7 @@ import secrets
 from sqlalchemy import delete, insert, or_, select, update
 
 from summit import ids
-from summit.ports import ObjectNotFound
+from summit.ports import ObjectError, ObjectNotFound
 
 from summit.security import Principal
 
@@ -71,7 +71,10 @@ async def create_post(ctx: Context, author_id: int, data: bytes, caption: object
             )
             await _set_tags(conn, post_id, caption)
     except BaseException:
-        await ctx.objects.delete(key)  # no post row, so no object either
+        try:
+            await ctx.objects.delete(key)  # no post row, so no object either
+        except ObjectError:  # the store went away too: an orphan with an unguessable key, harmless
+            log.warning("could not delete the object of a post that was not written", extra={"key": key})
         raise
     await reads.forget_timeline(ctx, author_id)
     await jobs.request_thumbnails(ctx, post_id)

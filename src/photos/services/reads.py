@@ -16,14 +16,17 @@ on read): a new post changes one entry, its author's timeline, however many foll
 A page that the cached windows cannot answer exactly (deep in the past) is read from the database.
 
 Writers call the ``forget_*`` functions once their transaction has committed; the next read
-fills the entry again. With several web processes on a cache that each process keeps for itself,
-entries would go stale in the others: ``Context.read_cache`` is None then, and every read goes to
-the database.
+fills the entry again (with ``add``: a fill never overwrites an entry; posts, authors and
+timelines through ``Cache.get_many_or_fill``, so concurrent misses of a hot key in one process
+wait for a single database read). With a cache server (Redis) that cannot be reached, every read
+is a miss and goes to the database: slower, never wrong. With several web processes on a cache
+that each process keeps for itself, entries would go stale in the others: ``Context.read_cache``
+is None then, and every read goes to the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -86,20 +89,21 @@ def _post(ctx: Context, row: dict[str, Any], author: dict[str, Any], liked: bool
 
 async def _cached_rows(ctx: Context, kind: str, ids: list[int], query: Any) -> dict[int, dict[str, Any]]:
     """Rows by id: from ``<kind>:<id>`` entries, the rest from the database (and then cached)."""
-    keys = {i: f"{kind}:{i}" for i in ids}
-    found = await _get_many(ctx, keys.values())
-    rows = {i: orjson.loads(found[key]) for i, key in keys.items() if key in found}
-    missing = [i for i in ids if i not in rows]
-    if missing:
+    keys = {f"{kind}:{i}": i for i in ids}
+
+    async def fill(missing: list[str]) -> dict[str, bytes]:
         async with _fill(ctx) as conn:
-            fetched = (await conn.execute(query, {"ids": missing})).mappings().all()
+            fetched = (await conn.execute(query, {"ids": [keys[key] for key in missing]})).mappings().all()
+        entries = {}
         for row in fetched:
-            rows[row["id"]] = dict(row)
+            entry = dict(row)
             if kind == "post":  # computed once, kept with the row
-                rows[row["id"]]["tags"] = extract_tags(row["caption"])
+                entry["tags"] = extract_tags(row["caption"])
             # column names are str subclasses (SQLAlchemy's quoted_name), which orjson takes as keys only so
-            await _set(ctx, keys[row["id"]], orjson.dumps(rows[row["id"]], option=orjson.OPT_NON_STR_KEYS))
-    return rows
+            entries[f"{kind}:{row['id']}"] = orjson.dumps(entry, option=orjson.OPT_NON_STR_KEYS)
+        return entries
+
+    return {keys[key]: orjson.loads(value) for key, value in (await _read_through(ctx, list(keys), fill)).items()}
 
 
 async def _liked(ctx: Context, user_id: int, post_ids: list[int]) -> set[int]:
@@ -111,8 +115,7 @@ async def _liked(ctx: Context, user_id: int, post_ids: list[int]) -> set[int]:
         async with _fill(ctx) as conn:
             fresh = set((await conn.execute(_LIKED, {"user": user_id, "ids": missing})).scalars())
         liked |= fresh
-        for i in missing:
-            await _set(ctx, keys[i], b"1" if i in fresh else b"0")
+        await _add_many(ctx, {keys[i]: b"1" if i in fresh else b"0" for i in missing})
     return liked
 
 
@@ -131,7 +134,7 @@ async def following(ctx: Context, user_id: int) -> list[int]:
         return orjson.loads(cached)
     async with _fill(ctx) as conn:
         ids = list((await conn.execute(_FOLLOWING, {"user": user_id})).scalars())
-    await _set(ctx, key, orjson.dumps(ids))
+    await _add_many(ctx, {key: orjson.dumps(ids)})
     return ids
 
 
@@ -153,23 +156,23 @@ async def timeline_page(ctx: Context, authors: list[int], before: int | None, si
 
 
 async def _timelines(ctx: Context, authors: list[int]) -> dict[int, tuple[list[int], bool]]:
-    keys = {a: f"timeline:{a}" for a in authors}
-    found = await _get_many(ctx, keys.values())
-    out: dict[int, tuple[list[int], bool]] = {}
-    for author, key in keys.items():
-        if key in found:
-            entry = orjson.loads(found[key])
-            out[author] = (entry["ids"], entry["complete"])
-    missing = [a for a in authors if a not in out]
-    if missing:
-        newest: dict[int, list[int]] = {a: [] for a in missing}
+    keys = {f"timeline:{a}": a for a in authors}
+
+    async def fill(missing: list[str]) -> dict[str, bytes]:
+        newest: dict[int, list[int]] = {keys[key]: [] for key in missing}
         async with _fill(ctx) as conn:
-            for author_id, post_id in (await conn.execute(_TIMELINES, {"ids": missing, "rows": WINDOW + 1})).all():
+            for author_id, post_id in (await conn.execute(_TIMELINES, {"ids": list(newest), "rows": WINDOW + 1})).all():
                 newest[author_id].append(post_id)
+        entries = {}
         for author, ids in newest.items():
             ids.sort(reverse=True)
-            out[author] = (ids[:WINDOW], len(ids) <= WINDOW)
-            await _set(ctx, keys[author], orjson.dumps({"ids": out[author][0], "complete": out[author][1]}))
+            entries[f"timeline:{author}"] = orjson.dumps({"ids": ids[:WINDOW], "complete": len(ids) <= WINDOW})
+        return entries
+
+    out: dict[int, tuple[list[int], bool]] = {}
+    for key, value in (await _read_through(ctx, list(keys), fill)).items():
+        entry = orjson.loads(value)
+        out[keys[key]] = (entry["ids"], entry["complete"])
     return out
 
 
@@ -203,14 +206,26 @@ def _fill(ctx: Context):  # noqa: ANN202
     return ctx.db.read(after_write=ctx.read_cache is not None)
 
 
+async def _read_through(ctx: Context, keys: list[str], fill: Callable[[list[str]], Awaitable[dict[str, bytes]]]) -> dict[str, bytes]:
+    """The entries of ``keys``: cached ones, the others from ``fill``, cached in turn. Concurrent
+    misses of one key in a process wait for one fill (a hot post just invalidated by a like costs
+    one database read, not one per request); without a read cache, straight from ``fill``."""
+    if not keys:
+        return {}
+    if ctx.read_cache is None:
+        return await fill(keys)
+    return await ctx.read_cache.get_many_or_fill(keys, fill, ttl=ENTRY_TTL)
+
+
 async def _get_many(ctx: Context, keys: Iterable[str]) -> dict[str, bytes]:
     cache = ctx.read_cache
     return {} if cache is None else await cache.get_many(keys)
 
 
-async def _set(ctx: Context, key: str, value: bytes) -> None:
+async def _add_many(ctx: Context, entries: dict[str, bytes]) -> None:
+    """Fills add, never over an entry a concurrent fill just stored (one round trip to a server)."""
     if ctx.read_cache is not None:
-        await ctx.read_cache.set(key, value, ttl=ENTRY_TTL)
+        await ctx.read_cache.add_many(entries, ttl=ENTRY_TTL)
 
 
 async def _forget(ctx: Context, keys: Iterable[str]) -> None:

@@ -40,6 +40,7 @@ class Ports(_Section):
     cache: str = Field(description="URL of the cache (cache port)")
     queue: str = Field(description="URL of the work queue (queue port)")
     mail: str = Field(description="URL of the mailer (mail port)")
+    cdn: str = Field("none://", description="URL of the CDN to purge (cdn port); none:// where no CDN runs")
 
 
 class Server(_Section):
@@ -106,15 +107,39 @@ class HAProxyEngine(_Section):
     check_interval_ms: int = Field(500, ge=100, le=60_000, description="active health checks of each server")
 
 
+class VarnishEngine(_Section):
+    """Varnish as the CDN: an edge tier, then a regional tier, in front of the app servers."""
+
+    enabled: bool = False
+    size_mb: int = Field(128, ge=16, le=1024 * 1024, description="memory per tier for cached objects")
+
+
+class RedisEngine(_Section):
+    """Redis as the shared cache (the cache port's ``{redis}``): nothing persisted, LRU-bounded."""
+
+    enabled: bool = False
+    maxmemory_mb: int = Field(256, ge=8, le=1024 * 1024, description="memory for cached entries; the least recently used go first")
+
+
+class SeaweedFSEngine(_Section):
+    """SeaweedFS as the S3 object store (the objects port's ``{s3}``): one all-in-one ``weed server``."""
+
+    enabled: bool = False
+    volume_size_limit_mb: int = Field(64, ge=8, le=30_000, description="size at which a volume stops taking writes")
+
+
 class Engines(_Section):
     """The engine processes a stage runs beside the app (``summit up`` starts them)."""
 
     postgres: PostgresEngine = PostgresEngine()
     pgbouncer: PgBouncerEngine = PgBouncerEngine()
     haproxy: HAProxyEngine = HAProxyEngine()
+    varnish: VarnishEngine = VarnishEngine()
+    redis: RedisEngine = RedisEngine()
+    seaweedfs: SeaweedFSEngine = SeaweedFSEngine()
 
     def any(self) -> bool:
-        return self.postgres.enabled or self.haproxy.enabled
+        return self.postgres.enabled or self.haproxy.enabled or self.redis.enabled or self.seaweedfs.enabled
 
 
 class Worker(_Section):
@@ -227,6 +252,8 @@ class Blueprint(_Section):
     def _engines_fit(self) -> Blueprint:
         if self.engines.pgbouncer.enabled and not self.engines.postgres.enabled:
             raise ValueError("engines.pgbouncer needs engines.postgres (PgBouncer pools connections to it)")
+        if self.engines.varnish.enabled and not self.engines.haproxy.enabled:
+            raise ValueError("engines.varnish needs engines.haproxy (the front door sends photo paths to it)")
         if self.server.processes > 1 and not self.engines.haproxy.enabled:
             raise ValueError("server.processes > 1 needs engines.haproxy (a load balancer in front of them)")
         return self

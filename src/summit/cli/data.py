@@ -1,4 +1,5 @@
-"""``summit migrate-data``: move a stage-1 database into PostgreSQL (stage 1 -> 1+), IDs kept.
+"""``summit migrate-data``: move a stage-1 database into PostgreSQL (stage 1 -> 1+), IDs kept, or
+a stage-1 file object store into the stage's S3 store (-> 10k), checksums verified.
 ``summit backup`` and ``summit restore``: the stage's data, SQLite files or PostgreSQL base
 backups with point-in-time recovery from the WAL archive."""
 
@@ -25,31 +26,38 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @app.command("migrate-data")
 def migrate_data(
-    to: Annotated[str, typer.Option("--to", help="The engine to move the data to: postgres.")],
+    to: Annotated[str, typer.Option("--to", help="The engine to move the data to: postgres (app.db) or s3 (the photos).")],
     config: ConfigOpt = None,
-    from_data_dir: Annotated[Optional[Path], typer.Option("--from-data-dir", help="The stage-1 data directory holding app.db (default: the blueprint's).")] = None,
-    to_url: Annotated[Optional[str], typer.Option("--to-url", help="The target database (default: the PostgreSQL of the 1+ stage running on the same data directory).")] = None,
+    from_data_dir: Annotated[Optional[Path], typer.Option("--from-data-dir", help="The stage-1 data directory holding app.db and objects/ (default: the blueprint's).")] = None,
+    to_url: Annotated[Optional[str], typer.Option("--to-url", help="The target database or S3 store (default: the PostgreSQL, or the S3 store, of the stage running on the same data directory).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before copying.")] = False,
 ) -> None:
-    """Copy a stage-1 SQLite database into an empty PostgreSQL, IDs kept, then verify the copy.
+    """Copy a stage-1 SQLite database into an empty PostgreSQL, IDs kept, then verify the copy; or
+    copy stage 1's photos (file://<data_dir>/objects) into the stage's S3 store.
 
-    Every table the migrations made (the app's and the user pool's) is copied in one transaction;
-    then row counts and a checksum per table are compared.
+    --to postgres: every table the migrations made (the app's and the user pool's) is copied in one
+    transaction; then row counts and a checksum per table are compared. The usual move: `summit
+    down`, `summit up --stage 1+ --detach`, `summit migrate-data --to postgres`. Pending jobs stay in
+    stage 1's queue.db (they are not copied).
 
-    The usual move: `summit down`, `summit up --stage 1+ --detach`, `summit migrate-data --to postgres`.
-    Pending jobs stay in stage 1's queue.db (they are not copied). Exits 1 if anything differs.
+    --to s3: every object is copied with its content type and read back to check its sha256; one the
+    store has already with the same sha256 is skipped, so it can run again. With `summit up --stage
+    10k --detach` on the same data directory. Exits 1 if anything differs.
     """
     from summit import datamove
     from summit.blueprint import BlueprintError
     from summit.wiring import open_port
 
-    if to != "postgres":
-        raise _fail(f"--to {to!r}: the data moves to postgres (the only engine after stage 1)", 2)
+    if to not in ("postgres", "s3"):
+        raise _fail(f"--to {to!r}: the data moves to postgres (app.db) or s3 (the photos)", 2)
     source = blueprint_or_exit(config, stage="1", data_dir=from_data_dir)
     data = source.data_dir.resolve()
     running = state.running(data)
     if running and running.get("stage") == "1":
         raise _fail(f"stage 1 is running in {data} (pid {running['pid']}) and writes app.db: stop it with `summit down` first")
+    if to == "s3":
+        _migrate_objects(config, source, running, to_url, yes)
+        return
     files = _sqlite_files(source)
     if "sql" not in files:
         raise _fail(f"stage 1's sql port is not SQLite here ({source.ports.sql}): nothing to move")
@@ -84,17 +92,68 @@ def migrate_data(
                   "cached before the copy, and its start-up checks the groups' policies again")
 
 
+def _migrate_objects(config: Path | None, source: Any, running: dict | None, to_url: str | None, yes: bool) -> None:  # noqa: ANN401
+    """``--to s3``: stage 1's file store into the running stage's S3 store (or ``to_url``)."""
+    import asyncio
+
+    from summit import datamove
+    from summit.blueprint import BlueprintError
+    from summit.wiring import open_port
+
+    data = source.data_dir.resolve()
+    from_url = source.port_url("objects")
+    if not from_url.startswith("file:"):
+        raise _fail(f"stage 1's objects port is not a file store here ({from_url}): nothing to move")
+    if to_url is None:
+        stage = running.get("stage") if running else "10k"
+        try:
+            to_url = blueprint_or_exit(config, stage=stage, data_dir=data).port_url("objects")
+        except BlueprintError:
+            raise _fail(f"no stage with an S3 store runs in {data}: the photos go into its bucket. Start it on the same "
+                        f"data directory (`summit up --stage 10k --data-dir {data} --detach`) and run this again, "
+                        "or give --to-url s3://...") from None
+    if not to_url.startswith("s3:"):
+        raise _fail(f"the target {state.without_secrets(to_url)} is not an S3 store (s3://...): start stage 10k, or give --to-url", 2)
+    shown = state.without_secrets(to_url)
+    try:
+        origin, target = open_port("objects", from_url), open_port("objects", to_url)
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    if not yes:
+        typer.confirm(f"Copy the objects of {from_url} into {shown}?", abort=True)
+
+    async def copy(on_progress: Any) -> Any:  # noqa: ANN401
+        try:
+            return await datamove.copy_objects(origin, target, on_progress=on_progress)
+        finally:
+            await target.close()
+
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=True) as progress:
+            report = asyncio.run(copy(_bars(progress, always=True)))
+    except datamove.DataMoveError as error:
+        raise _fail(str(error)) from None
+    console.print(f"objects of {from_url} in {shown}: {report.copied} copied and read back with the same sha256 "
+                  f"({report.bytes_copied / 1e6:.1f} MB), {report.skipped} there already with the same sha256")
+    for key, why in report.failed[:20]:
+        console.print(f"[red]not copied[/red] {key}: {why}")
+    if not report.ok:
+        raise _fail(f"{len(report.failed)} of {report.total} object(s) were not copied (see above): run it again, "
+                    "or keep serving from the files")
+
+
 def _sqlite_files(blueprint: Any) -> dict[str, Path]:  # noqa: ANN401
     from summit.backup import sqlite_files
 
     return sqlite_files(blueprint)
 
 
-def _bars(progress: Progress) -> Any:  # noqa: ANN401
+def _bars(progress: Progress, *, always: bool = False) -> Any:  # noqa: ANN401
     tasks: dict[str, TaskID] = {}
 
     def update(table: str, done: int, total: int) -> None:
-        if total < BAR_FROM:
+        if total < BAR_FROM and not always:
             return
         if table not in tasks:
             tasks[table] = progress.add_task(table, total=total)

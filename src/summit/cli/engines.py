@@ -49,7 +49,7 @@ def check(
         for s in statuses:
             state = ("[green]present[/green]" if s.present else "[red]missing[/red]" if not s.path
                      else f"[yellow]partial[/yellow], no {escape(' '.join(s.missing))}")
-            table.add_row(s.name, state, s.version or "-", escape(s.path or "-"), " ".join(s.packages),
+            table.add_row(s.name, state, s.version or "-", escape(s.path or "-"), escape(" ".join(s.packages) or f"pip: summit[{s.pip}]"),
                           "[bold]needed[/bold]" if s.name in needs else "-")
         out.print(table)
     absent = [s.name for s in statuses if s.name in needs and not s.present]

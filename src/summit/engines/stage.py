@@ -18,9 +18,12 @@ from summit.blueprint import Blueprint
 from summit.blueprint.model import ENDPOINTS_FILE
 from summit.engines.app import AppServer
 from summit.engines.haproxy import HAProxy
+from summit.engines.varnish import Varnish
 from summit.engines.layout import HOST, Engine, Layout, write_private
 from summit.engines.pgbouncer import PgBouncer, PoolSettings
 from summit.engines.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, PostgresServer, PostgresSettings
+from summit.engines.redis import RedisServer, RedisSettings
+from summit.engines.seaweedfs import PORTS as SEAWEEDFS_PORTS, SeaweedFS, SeaweedSettings, credentials_file
 
 
 @dataclass
@@ -47,6 +50,10 @@ def plan(blueprint: Blueprint, *, with_app: bool = True) -> StagePlan:
     pg = blueprint.engines.postgres
     if pg.enabled:
         _plan_postgres(blueprint, layout, result)
+    if blueprint.engines.redis.enabled:
+        _plan_redis(blueprint, layout, result)
+    if blueprint.engines.seaweedfs.enabled:
+        _plan_seaweedfs(blueprint, layout, result)
     if with_app:
         _plan_web(blueprint, layout, result)
     return result
@@ -54,7 +61,7 @@ def plan(blueprint: Blueprint, *, with_app: bool = True) -> StagePlan:
 
 def _plan_web(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
     """The app server on the public port; or, behind HAProxy, ``server.processes`` of them."""
-    needs = tuple(e.name for e in result.engines if e.kind == "pgbouncer" or (e.kind == "postgres" and not blueprint.engines.pgbouncer.enabled))
+    needs = tuple(e.name for e in result.engines if e.kind in ("pgbouncer", "redis", "seaweedfs") or (e.kind == "postgres" and not blueprint.engines.pgbouncer.enabled))
     if not blueprint.engines.haproxy.enabled:
         result.engines.append(AppServer("app", blueprint, needs=needs))
         return
@@ -62,8 +69,21 @@ def _plan_web(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
     ports = layout.ports([*names, "haproxy-stats"])
     webs = [AppServer(name, blueprint, port=ports[name], needs=needs) for name in names]
     result.engines += webs
+    edge = _plan_cdn(blueprint, layout, result, webs) if blueprint.engines.varnish.enabled else None
     result.engines.append(HAProxy("haproxy", blueprint.server.host, blueprint.server.port, ports["haproxy-stats"], webs,
-                                  check_interval_ms=blueprint.engines.haproxy.check_interval_ms))
+                                  cdn=edge, check_interval_ms=blueprint.engines.haproxy.check_interval_ms))
+
+
+def _plan_cdn(blueprint: Blueprint, layout: Layout, result: StagePlan, webs: list[Engine]) -> Engine:
+    """Varnish in two tiers: the regional one in front of the app servers, the edge in front of
+    it; the front door sends photo and static paths to the edge. Returns the edge."""
+    ports = layout.ports(["varnish-regional", "varnish-edge"])
+    size = blueprint.engines.varnish.size_mb
+    regional = Varnish("varnish-regional", ports["varnish-regional"], "regional", webs, size_mb=size)
+    edge = Varnish("varnish-edge", ports["varnish-edge"], "edge", [regional], size_mb=size)
+    result.engines += [regional, edge]
+    result.endpoints["cdn"] = f"varnish://{regional.address},{edge.address}"  # purges: nearest the origin first
+    return edge
 
 
 def _plan_postgres(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
@@ -93,17 +113,33 @@ def _plan_postgres(blueprint: Blueprint, layout: Layout, result: StagePlan) -> N
     result.endpoints["postgres"] = f"postgresql://{APP_ROLE}@{fronts[0].address}/{APP_DATABASE}?" + "&".join(query)
 
 
+def _plan_redis(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
+    """Redis as the shared cache; ``{redis}`` carries its password (endpoints.json is owner-only)."""
+    port = layout.ports(["redis"])["redis"]
+    server = RedisServer("redis", port, RedisSettings(maxmemory_mb=blueprint.engines.redis.maxmemory_mb))
+    result.engines.append(server)
+    result.endpoints["redis"] = server.url(layout)
+
+
+def _plan_seaweedfs(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
+    """SeaweedFS as the S3 store; ``{s3}`` names a credentials file, never a key."""
+    ports = layout.ports([f"seaweedfs-{part}" for part in SEAWEEDFS_PORTS])
+    store = SeaweedFS("seaweedfs", {part: ports[f"seaweedfs-{part}"] for part in SEAWEEDFS_PORTS},
+                      SeaweedSettings(volume_size_limit_mb=blueprint.engines.seaweedfs.volume_size_limit_mb))
+    result.engines.append(store)
+    result.endpoints["s3"] = store.url(layout)
+
+
 def publish(stage: StagePlan) -> None:
     """Write the stage's endpoints and the app's password file (owner-only)."""
     layout = stage.layout
     if stage.blueprint.engines.postgres.enabled:
         passwords = PostgresServer.passwords(layout)
         write_private(layout.secrets_dir / "pgpass", "".join(f"{HOST}:*:*:{role}:{passwords[role]}\n" for role in (APP_ROLE, READER_ROLE)))
+    if stage.blueprint.engines.seaweedfs.enabled:
+        credentials_file(layout)
     path: Path = layout.data_dir / ENDPOINTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(stage.endpoints, indent=2, sort_keys=True))
-    tmp.replace(path)
+    write_private(path, json.dumps(stage.endpoints, indent=2, sort_keys=True))  # owner-only: URLs may carry a password
 
 
 def unpublish(layout: Layout) -> None:

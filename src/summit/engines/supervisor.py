@@ -184,6 +184,7 @@ class Supervisor:
             if unit.process is not None and unit.process.pid is not None:
                 was_running = unit.process.running()
                 code = await asyncio.to_thread(unit.process.stop)
+                await asyncio.to_thread(unit.engine.stopped, self.layout)
                 if was_running:
                     self.on_event(f"{unit.engine.name} stopped (exit code {code})")
             unit.state = "stopped"

@@ -5,9 +5,20 @@ adapters under ``summit.adapters`` implement them, and ``summit.testing`` holds 
 suite every adapter of a port passes. The application imports from here, never an adapter.
 """
 
-from summit.ports.cache import Cache, CacheError
+from summit.ports.cache import Cache, CacheError, CacheUnavailable
+from summit.ports.cdn import Cdn, CdnError
 from summit.ports.mail import InvalidMessage, MailDeliveryError, MailError, Mailer, MailMessage, Outbox, SentMail
-from summit.ports.objects import InvalidKey, LocalFile, ObjectError, ObjectInfo, ObjectNotFound, ObjectStore, StoredObject
+from summit.ports.objects import (
+    InvalidKey,
+    LocalFile,
+    ObjectError,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreUnavailable,
+    ObjectStream,
+    StoredObject,
+)
 from summit.ports.queue import Message, Queue, QueueError, QueueStats, ReceiptInvalid
 from summit.ports.sql import (
     CommitUnknown,
@@ -25,6 +36,9 @@ from summit.ports.sql import (
 __all__ = [
     "Cache",
     "CacheError",
+    "CacheUnavailable",
+    "Cdn",
+    "CdnError",
     "CommitUnknown",
     "Connection",
     "Database",
@@ -43,6 +57,8 @@ __all__ = [
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",
+    "ObjectStoreUnavailable",
+    "ObjectStream",
     "Outbox",
     "Queue",
     "QueueError",

@@ -1,13 +1,15 @@
 """The objects port: named blobs with a content type (S3's model, reduced to what apps use).
 
 Keys are '/'-separated paths of printable characters. ``put`` is atomic: a reader sees the old
-object or the new one, never a part. ``delete`` of a missing key is not an error (as in S3).
+object or the new one, never a part. ``delete`` of a missing key is not an error (as in S3). A
+store that cannot be reached raises ``ObjectStoreUnavailable`` (a web app answers 503).
 """
 
 from __future__ import annotations
 
 import abc
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,11 @@ class InvalidKey(ObjectError, ValueError):
     pass
 
 
+class ObjectStoreUnavailable(ObjectError):
+    """The store does not answer (down, frozen, unreachable) within the adapter's time limit: nothing
+    was stored or read by the call that raised it; retry shortly. Web apps answer 503."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -45,6 +52,21 @@ class ObjectInfo:
 class StoredObject:
     info: ObjectInfo
     data: bytes
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ObjectStream:
+    """An object's metadata and its bytes in chunks, read from the store as they are consumed
+    (``ObjectStore.stream``), so a large object is never held whole. ``aclose`` releases the
+    connection of a stream not read to its end."""
+
+    info: ObjectInfo
+    chunks: AsyncIterator[bytes]
+    aclose: Callable[[], Awaitable[None]] = _nothing
 
 
 @dataclass(frozen=True)
@@ -80,7 +102,8 @@ class ObjectStore(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        telemetry.instrument(cls, "objects", {"put": "put", "get": "get", "head": "head", "delete": "delete", "list": "list"})
+        telemetry.instrument(cls, "objects", {"put": "put", "get": "get", "head": "head", "delete": "delete", "list": "list",
+                                              "stream": "get"})
 
     @classmethod
     @abc.abstractmethod
@@ -113,6 +136,19 @@ class ObjectStore(abc.ABC):
         file before the server reads it. Raises ObjectNotFound if there is no such object."""
         await self.head(key)
         return None
+
+    async def stream(self, key: str, *, chunk_size: int = 1 << 20) -> ObjectStream:
+        """The object's bytes in chunks of at most ``chunk_size``, for sending it on without holding
+        it whole. This default reads it whole first; a remote store streams it from its answer.
+        Raises ObjectNotFound if there is no such object."""
+        got = await self.get(key)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            view = memoryview(got.data)
+            for start in range(0, len(view), chunk_size):
+                yield bytes(view[start:start + chunk_size])
+
+        return ObjectStream(got.info, chunks())
 
     async def close(self) -> None:
         """Release connections; the store is not used after this."""

@@ -64,14 +64,23 @@ BACKENDS: dict[str, list[Any]] = {
     "objects": [
         param("file://{tmp}/objects", id="file"),
         param("memory://", id="memory"),
+        # SeaweedFS's S3 gateway, a fresh bucket for each test
+        param("s3://{engine.location}", id="s3", engine="s3_bucket", marks=pytest.mark.s3),
     ],
     "cache": [
         param("memory://?max_items=1000", id="memory"),
+        # the session's Redis, through a key prefix of the test's own
+        param("redis://{engine.location}", id="redis", engine="redis_db", marks=pytest.mark.redis),
     ],
     "queue": [
         param("sqlite:///{tmp}/queue.db?max_receives=3", id="sqlite"),
         param("sqlite://?max_receives=3", id="sqlite-memory"),
         param("postgresql://{engine.location}&max_receives=3", id="postgres", engine="postgres_db", marks=pytest.mark.postgres),
+    ],
+    "cdn": [
+        param("none://", id="none"),
+        # an edge and a regional tier in front of a small origin; purges go to both
+        param("varnish://{engine.location}", id="varnish", engine="varnish_tiers", marks=pytest.mark.varnish),
     ],
     "mail": [
         param("outbox://{tmp}/outbox", id="outbox"),

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from summit.blueprint import load_blueprint
-from summit.engines import Supervisor, plan, publish
+from summit.engines import Command, Engine, Layout, Supervisor, plan, publish
+from summit.engines.layout import free_port, tcp_open
 from summit.engines.postgres import APP_ROLE, PostgresServer
 from summit.engines.stage import StagePlan
 
@@ -118,6 +119,220 @@ def running_postgres(*, replicas: int = 0, pgbouncer: bool = True, synchronous: 
     try:
         asyncio.run(supervisor.start())
         yield PostgresStage(stage, supervisor)
+    finally:
+        asyncio.run(supervisor.stop())
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# A small HTTP origin for CDN tests (the app's place behind Varnish): /media/* is immutable for a
+# year, /media/private* no-store, /media/gone* a 404, /media/big* 3 MB; it counts what reaches it.
+ORIGIN = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+name, port = sys.argv[1], int(sys.argv[2])
+hits = {"n": 0}
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path != "/healthz":
+            hits["n"] += 1
+        body = (b"x" * 3_000_000) if self.path.startswith("/media/big") else f"{self.path} from {name}".encode()
+        self.send_response(404 if self.path.startswith("/media/gone") else 200)
+        if self.path.startswith("/media/private"):
+            self.send_header("cache-control", "no-store")
+        elif self.path.startswith("/media/"):
+            self.send_header("cache-control", "public, max-age=31536000, immutable")
+        self.send_header("x-origin-hits", str(hits["n"]))
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+class SmallOrigin(Engine):
+    """The origin of a CDN under test: a real HTTP server, much smaller than the app."""
+
+    kind = "app"
+
+    def __init__(self, name: str = "web-1"):
+        super().__init__(name, "web", free_port())
+
+    def command(self, layout: Layout) -> Command:
+        import sys
+
+        return Command([sys.executable, "-c", ORIGIN, self.name, str(self.port)])
+
+    def ready(self, layout: Layout) -> bool:
+        return tcp_open(self.host, self.port, timeout=0.2)
+
+
+@dataclass
+class CdnTiers:
+    """Varnish's edge and regional tiers in front of a small origin."""
+
+    edge: Any
+    regional: Any
+    supervisor: Supervisor
+
+    @property
+    def location(self) -> str:
+        """The cdn port's URL after ``varnish://``: the tiers, nearest the origin first."""
+        return f"{self.regional.address},{self.edge.address}"
+
+    async def get(self, path: str) -> Any:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=f"http://{self.edge.address}", timeout=10) as client:
+            return await client.get(path)
+
+
+@contextmanager
+def running_cdn(size_mb: int = 32) -> Iterator[CdnTiers]:
+    from summit.engines.varnish import Varnish
+
+    root = Path(tempfile.mkdtemp(prefix="summit-cdn-", dir="/tmp"))
+    root.chmod(0o755)  # varnishd's own user (under root) must reach its files
+    origin = SmallOrigin()
+    regional = Varnish("varnish-regional", free_port(), "regional", [origin], size_mb=size_mb)
+    edge = Varnish("varnish-edge", free_port(), "edge", [regional], size_mb=size_mb)
+    supervisor = Supervisor(Layout(root), [origin, regional, edge], on_event=lambda text: None)
+    try:
+        asyncio.run(supervisor.start())
+        yield CdnTiers(edge, regional, supervisor)
+    finally:
+        asyncio.run(supervisor.stop())
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class RedisStage:
+    """Redis for tests, run by the control plane's ``RedisServer`` under a ``Supervisor`` (not
+    watching: a test that stops or kills it starts it again with ``restart``)."""
+
+    stage: StagePlan
+    supervisor: Supervisor
+
+    @property
+    def server(self) -> Any:
+        return self.stage.engine("redis")
+
+    def url(self, **options: Any) -> str:
+        """The cache port's URL (what ``{redis}`` stands for), with options such as ``prefix``."""
+        base = self.stage.endpoints["redis"]
+        return base + ("?" + "&".join(f"{k}={v}" for k, v in options.items()) if options else "")
+
+    @property
+    def pid(self) -> int:
+        return self.supervisor.unit("redis").process.pid
+
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) Redis: it keeps its port and its data, and answers nothing."""
+        import signal
+
+        self.supervisor.unit("redis").process.kill(signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL it and reap it (its data is gone: nothing is persisted)."""
+        import signal
+
+        process = self.supervisor.unit("redis").process
+        process.kill(signal.SIGKILL)
+        process.stop(5)
+
+    def restart(self) -> None:
+        asyncio.run(self.supervisor._start(self.supervisor.unit("redis")))
+
+    def keys(self, pattern: str = "*") -> list[str]:
+        """The keys matching ``pattern``, asked over a connection of its own (redis-cli's view)."""
+        import redis
+
+        server = self.server
+        client = redis.Redis(host=server.host, port=server.port, password=server.password(self.stage.layout), socket_timeout=5)
+        try:
+            return sorted(k.decode() for k in client.scan_iter(match=pattern, count=1000))
+        finally:
+            client.close()
+
+
+@contextmanager
+def running_redis(maxmemory_mb: int = 64) -> Iterator[RedisStage]:
+    root = Path(tempfile.mkdtemp(prefix="summit-redis-", dir="/tmp"))
+    supervisor: Supervisor | None = None
+    try:
+        blueprint = load_blueprint(environ={}, overrides={
+            "stage": "1", "data_dir": str(root), "engines": {"redis": {"enabled": True, "maxmemory_mb": maxmemory_mb}},
+        })
+        stage = plan(blueprint, with_app=False)
+        publish(stage)
+        supervisor = Supervisor(stage.layout, stage.engines, on_event=lambda text: None)
+        asyncio.run(supervisor.start())
+        yield RedisStage(stage, supervisor)
+    finally:
+        if supervisor is not None:
+            asyncio.run(supervisor.stop())
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class SeaweedStage:
+    """SeaweedFS for tests, run by the control plane's ``SeaweedFS`` unit under a ``Supervisor`` (not
+    watching: a test that stops, kills or freezes it starts it again itself)."""
+
+    stage: StagePlan
+    supervisor: Supervisor
+
+    @property
+    def server(self) -> Any:
+        return self.stage.engine("seaweedfs")
+
+    def url(self, bucket: str = "summit", **options: Any) -> str:
+        """The objects port's URL (what ``{s3}`` stands for) for ``bucket``, with options such as ``prefix``."""
+        base = self.stage.endpoints["s3"].replace("s3://summit?", f"s3://{bucket}?", 1)
+        return base + "".join(f"&{key}={value}" for key, value in options.items())
+
+    def create_bucket(self) -> str:
+        """A fresh, empty bucket of its own for a test (no prefix: a test has S3's whole key length)."""
+        name = f"t{os.getpid()}-{next(_names)}"
+        self.server.client(self.stage.layout).create_bucket(Bucket=name)
+        return name
+
+    def drop_bucket(self, name: str) -> None:
+        """Delete a test's bucket and what is in it (its volumes go with it)."""
+        client = self.server.client(self.stage.layout)
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for entry in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=entry["Key"])
+        client.delete_bucket(Bucket=name)
+
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) weed: it keeps its ports (connections are accepted) and answers nothing."""
+        import signal
+
+        self.supervisor.unit("seaweedfs").process.kill(signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Stop it as the supervisor does (its stop signal, then SIGKILL after the grace)."""
+        self.supervisor.unit("seaweedfs").process.stop()
+        self.server.stopped(self.stage.layout)
+
+    def restart(self) -> None:
+        asyncio.run(self.supervisor._start(self.supervisor.unit("seaweedfs")))
+
+
+@contextmanager
+def running_seaweedfs() -> Iterator[SeaweedStage]:
+    """SeaweedFS (master, volume, filer, S3 gateway) on loopback with the stage's bucket made."""
+    root = Path(tempfile.mkdtemp(prefix="summit-s3-", dir="/tmp"))
+    blueprint = load_blueprint(environ={}, overrides={"stage": "1", "data_dir": str(root), "engines": {"seaweedfs": {"enabled": True}}})
+    stage = plan(blueprint, with_app=False)
+    publish(stage)
+    supervisor = Supervisor(stage.layout, stage.engines, on_event=lambda text: None)
+    try:
+        asyncio.run(supervisor.start())
+        yield SeaweedStage(stage, supervisor)
     finally:
         asyncio.run(supervisor.stop())
         shutil.rmtree(root, ignore_errors=True)

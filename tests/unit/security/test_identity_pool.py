@@ -23,6 +23,7 @@ from summit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from summit.security.identity import KeySet, MfaChallenge, PoolConfig, Session, UserPool, migrations, schema
 from summit.security.identity.tokens import InvalidToken, TokenIssuer
 from summit.security.passwords import PasswordHasher
+from summit.adapters.memory.cache import MemoryCache
 from summit.wiring import open_port
 
 PASSWORD = "correct horse battery"
@@ -500,6 +501,57 @@ async def test_sign_out_everywhere_refuses_every_earlier_token_at_once(env: Env,
     await elsewhere.authenticate(after.access_token)
     again = await pool.refresh(after.refresh_token)
     await pool.authenticate(again.access_token)
+
+
+class UnreachableCache(MemoryCache):
+    """A shared cache that cannot be reached: every read a miss, every write skipped (as the Redis
+    adapter answers while its server is down)."""
+
+    async def get(self, key: str) -> bytes | None:
+        return None
+
+    async def get_many(self, keys) -> dict[str, bytes]:  # noqa: ANN001
+        return {}
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        return None
+
+    async def add(self, key: str, value: bytes, *, ttl: float | None = None) -> bool:
+        return False
+
+
+async def test_a_cache_outage_lets_no_signed_out_token_pass(env: Env) -> None:
+    """Revocations live in the database; the cache only remembers them. With the cache down (or
+    back, but without what it missed) every check reads the database."""
+    down = env.pool(cache=UnreachableCache())
+    user = await new_user(down)
+    phone, laptop, tablet = [await signed_in(down, device=d) for d in ("phone", "laptop", "tablet")]
+    await down.authenticate(phone.access_token)
+    await down.sign_out(await down.authenticate(phone.access_token))  # the cache never hears of it
+    back = env.pool(cache=open_port("cache", "memory://?max_items=1000"))  # the cache again, empty
+    for pool in (down, back):
+        with pytest.raises(Unauthorized, match="signed out"):
+            await pool.authenticate(phone.access_token)
+        await pool.authenticate(laptop.access_token)
+    await down.sign_out(None, refresh_token=tablet.refresh_token)  # by its refresh token alone: its access token too
+    with pytest.raises(Unauthorized, match="signed out"):
+        await back.authenticate(tablet.access_token)
+    await down.sign_out_everywhere(user.id)
+    fresh = env.pool(cache=open_port("cache", "memory://?max_items=1000"))
+    for pool in (down, fresh):
+        with pytest.raises(Unauthorized, match="signed out"):
+            await pool.authenticate(laptop.access_token)
+
+
+async def test_a_replayed_refresh_token_signs_out_the_access_tokens_of_its_sign_in(pool: UserPool) -> None:
+    await new_user(pool)
+    first = await signed_in(pool)
+    second = await pool.refresh(first.refresh_token)
+    await pool.authenticate(second.access_token)
+    with pytest.raises(Unauthorized):
+        await pool.refresh(first.refresh_token)  # a stolen copy, replayed
+    with pytest.raises(Unauthorized, match="signed out"):
+        await pool.authenticate(second.access_token)
 
 
 async def test_a_sign_in_in_the_same_millisecond_as_sign_out_everywhere_is_not_refused(pool: UserPool, monkeypatch) -> None:  # noqa: ANN001

@@ -1,8 +1,11 @@
 """The user pool (like Cognito): sign-up with an emailed code, sign-in with optional TOTP, rotating
 refresh tokens, sign-out on one device or everywhere, password change and reset, lock-outs.
 
-State lives in the sql port's database (``schema``); revocations are mirrored in the cache port so
-every request checks them cheaply. Mail goes through the mail port. Hooks let the application add
+State lives in the sql port's database (``schema``). What every request checks, a user's revocation
+time and whether its sign-in (its refresh-token family) was signed out, is read through the cache
+port (cache-aside): a miss, or a cache that cannot be reached, reads the database, so a cache outage
+never lets a signed-out token pass. Fills read the primary and only add (``add``: never over the
+newer value a sign-out just set); sign-outs ``set`` the new state after their commit. Mail goes through the mail port. Hooks let the application add
 its own rows in the same transaction as the pool's (``on_confirmed``; ``delete_user(also=...)``).
 """
 
@@ -31,7 +34,7 @@ from summit.security.passwords import PasswordHasher
 u, c, r, rc = schema.users.c, schema.codes.c, schema.refresh_tokens.c, schema.recovery_codes.c
 Hook = Callable[[Connection, PoolUser], Awaitable[None]]
 Audit = Callable[..., Awaitable[None]]
-STATE_TTL = 300  # seconds a process may trust its cached view of a user's revocation state
+STATE_TTL = 300  # seconds a cached revocation state lives (a per-process cache may lag other processes this long)
 MFA_CHALLENGE_TTL = 300
 
 
@@ -222,6 +225,7 @@ class UserPool:
                 session = await self._new_session(_user(user_row), device=device or row.device, auth_time=int(row.auth_time),
                                                   family=row.family_id, conn=conn)
         if reused:
+            await self.cache.set(f"identity:session:{row.family_id}", b"revoked", ttl=STATE_TTL)
             await self.audit("auth:RefreshReuse", user_id=row.user_id, result="failure", reason="refresh_token_reused", source=source)
             raise Unauthorized("this refresh token was already used: every session of that sign-in is now signed out")
         await self.audit("auth:Refresh", user_id=row.user_id, result="success", source=source)
@@ -243,7 +247,9 @@ class UserPool:
                 raise Unauthorized("nothing to sign out: send the access token or the refresh token of this sign-in")
             for family in families:
                 await conn.execute(update(schema.refresh_tokens).where(r.family_id == family, r.user_id == user_id).values(revoked_at=now))
-        if principal is not None:
+        for family in families:  # its access tokens too, at once (the database says so after the entry expires)
+            await self.cache.set(f"identity:session:{family}", b"revoked", ttl=STATE_TTL)
+        if principal is not None and not principal.session_id:  # a token of no sign-in: only its id can be marked
             remaining = max(1, principal.expires_at - int(now) + 60)
             await self.cache.set(f"identity:revoked-token:{principal.token_id}", b"1", ttl=remaining)
         await self.audit("auth:SignOut", user_id=user_id, result="success")
@@ -265,21 +271,43 @@ class UserPool:
         if not claims.subject.isdigit():
             raise Unauthorized("invalid token: bad subject")
         user_id = int(claims.subject)
-        state = await self.cache.get(f"identity:state:{user_id}")
+        sid = str(claims.claims.get("sid", ""))
+        state_key = f"identity:state:{user_id}"
+        session_key = f"identity:session:{sid}" if sid else f"identity:revoked-token:{claims.token_id}"
+        cached = await self.cache.get_many([state_key, session_key])  # one round trip
+        state = cached.get(state_key)
         if state is None:
-            async with self.db.read() as conn:
-                row = (await conn.execute(select(u.revoked_before).where(u.id == user_id))).first()
-            state = b"deleted" if row is None else repr(row.revoked_before).encode()
-            await self.cache.set(f"identity:state:{user_id}", state, ttl=STATE_TTL)
+            state = await self._fill_state(user_id)
         if state == b"deleted":
             raise Unauthorized("this account no longer exists")
         issued_ms = claims.claims.get("iat_ms", claims.issued_at * 1000)
         if issued_ms < float(state) * 1000:
             raise Unauthorized("signed out: sign in again")
-        if await self.cache.get(f"identity:revoked-token:{claims.token_id}") is not None:
+        if sid:
+            session = cached.get(session_key)
+            if (session if session is not None else await self._fill_session(sid)) == b"revoked":
+                raise Unauthorized("signed out: sign in again")
+        elif session_key in cached:
             raise Unauthorized("signed out: sign in again")
         return Principal(user_id, str(claims.claims.get("username", "")), claims.token_id, claims.issued_at, claims.auth_time,
                          expires_at=claims.expires_at, session_id=str(claims.claims.get("sid", "")), role=str(claims.claims.get("role", "")))
+
+    async def _fill_state(self, user_id: int) -> bytes:
+        """The user's revocation time (or ``deleted``) from the primary: a lagging replica must not
+        put an older state into the cache than the one a sign-out just wrote."""
+        async with self.db.read(after_write=True) as conn:
+            row = (await conn.execute(select(u.revoked_before).where(u.id == user_id))).first()
+        state = b"deleted" if row is None else repr(row.revoked_before).encode()
+        await self.cache.add(f"identity:state:{user_id}", state, ttl=STATE_TTL)
+        return state
+
+    async def _fill_session(self, sid: str) -> bytes:
+        """``revoked`` if the sign-in's refresh-token family was signed out (or replayed), else ``live``."""
+        async with self.db.read(after_write=True) as conn:
+            row = (await conn.execute(select(r.family_id).where(r.family_id == sid, r.revoked_at.is_not(None)).limit(1))).first()
+        state = b"live" if row is None else b"revoked"
+        await self.cache.add(f"identity:session:{sid}", state, ttl=STATE_TTL)
+        return state
 
     def role_token(self, principal: Principal, role: str) -> str:
         """An access token for a session of ``role`` (the caller checked the role's trust policy):

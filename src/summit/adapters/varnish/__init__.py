@@ -1,0 +1,1 @@
+"""The cdn port on Varnish: purges sent to every tier of the stage's caches."""
