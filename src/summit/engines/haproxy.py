@@ -92,6 +92,7 @@ defaults
     timeout server 60s
     timeout http-request 10s
     timeout http-keep-alive 10s
+    timeout check 2s
 
 frontend public
     bind {self.host}:{self.port}
