@@ -400,6 +400,9 @@ def test_the_10k_stage_shows_its_processes_refuses_twins_and_keeps_logs(stage_10
                             "varnish-regional", "varnish-edge", "haproxy"}
     assert all(p["healthy"] and p["pid"] and p["address"].startswith("127.0.0.1:") for p in by_name.values())
     assert by_name["postgres-primary"]["role"] == "primary" and by_name["postgres-replica-2"]["role"] == "replica"
+    servers = by_name["haproxy"]["details"]["servers"]  # HAProxy's own view of what it balances
+    assert set(servers) == {"web/web-1", "web/web-2", "cdn/varnish-edge"} and all(s.startswith("UP") for s in servers.values())
+    assert {"hits", "misses", "hit_ratio"} <= set(by_name["varnish-edge"]["details"])
     assert "password" not in out.stdout.lower() or "***" in out.stdout  # no secret on screen
     twin = subprocess.run([summit, "up", "--stage", "10k", "--data-dir", data_dir, "--port", "1"], capture_output=True, text=True, timeout=60)
     assert twin.returncode == 1 and "already running" in twin.stderr

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from summit.cli.main import ConfigOpt, DataDirOpt, app, blueprint_or_exit, console
-from summit.engines import state
+from summit.engines import Layout, probes, state
 from summit.engines.process import alive, tail
 
 
@@ -27,9 +27,12 @@ def _healthy(record: dict) -> tuple[bool, str]:
 
 
 def _process_health(process: dict, app_healthy: bool) -> bool:
+    if process.get("kind") == "app" and process.get("pid") == process.get("supervisor"):
+        return app_healthy  # stage 1: the app is this process, on the public address
+    running = process.get("state") == "running" and alive(process.get("pid"))
     if process.get("kind") == "app":
-        return app_healthy
-    return process.get("state") == "running" and alive(process.get("pid"))
+        return running and probes.app_healthy(process["address"])  # its own /healthz, not the load balancer's
+    return running
 
 
 @app.command()
@@ -51,13 +54,15 @@ def status(
         report["uptime_seconds"] = round(time.time() - record.get("started_at", time.time()))
         app_healthy, report["health"] = _healthy(record)
         now = time.time()
+        layout = Layout(blueprint.data_dir.resolve())
         for process in record.get("processes", []):
-            healthy = _process_health(process, app_healthy)
+            healthy = _process_health({**process, "supervisor": record["pid"]}, app_healthy)
             report["processes"].append({
                 "name": process["name"], "kind": process.get("kind"), "role": process.get("role"), "address": process.get("address"),
                 "pid": process.get("pid"), "healthy": healthy, "state": process.get("state"),
                 "uptime_seconds": round(now - process["started_at"]) if process.get("started_at") else None,
                 "restarts": process.get("restarts", 0), "error": process.get("error") or None,
+                **({"details": extra} if healthy and (extra := probes.details(process, layout)) else {}),
             })
         report["healthy"] = app_healthy and all(p["healthy"] for p in report["processes"])
     if as_json:
@@ -82,13 +87,25 @@ def _print(report: dict) -> None:
     console.print(table)
     if report["processes"]:
         processes = Table(title="processes")
-        for column in ("name", "kind", "role", "address", "pid", "health", "uptime", "restarts"):
+        for column in ("name", "kind", "role", "address", "pid", "health", "uptime", "restarts", "details"):
             processes.add_column(column)
         for p in report["processes"]:
             health = "[green]healthy[/green]" if p["healthy"] else f"[red]{p['state']}{': ' + p['error'] if p['error'] else ''}[/red]"
             uptime = f"{p['uptime_seconds']} s" if p["uptime_seconds"] is not None else "-"
-            processes.add_row(p["name"], p["kind"] or "", p["role"] or "", p["address"] or "", str(p["pid"] or "-"), health, uptime, str(p["restarts"]))
+            processes.add_row(p["name"], p["kind"] or "", p["role"] or "", p["address"] or "", str(p["pid"] or "-"), health, uptime,
+                              str(p["restarts"]), _details(p.get("details", {})))
         console.print(processes)
+
+
+def _details(details: dict) -> str:
+    """One line: HAProxy's servers and their states, or a cache tier's hit ratio."""
+    if "servers" in details:
+        return ", ".join(f"{name.split('/')[-1]} {state}" for name, state in details["servers"].items())
+    if details.get("hit_ratio") is not None:
+        return f"hit ratio {details['hit_ratio']:.0%} ({details['hits']:,} hits, {details['misses']:,} misses)"
+    if "hits" in details:
+        return "no lookups yet"
+    return ""
 
 
 @app.command()
