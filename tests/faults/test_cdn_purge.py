@@ -57,3 +57,42 @@ def test_a_deleted_post_s_photo_stops_being_served_by_every_tier(stage_10k) -> N
             assert time.monotonic() < deadline, f"{photo} still served after 5 s: {gone.status_code} {dict(gone.headers)}"
             time.sleep(0.1)
         assert gone.headers["x-cache"] == "MISS"  # not from a cache: the origin said it is gone
+
+
+def test_cached_photos_are_served_while_the_object_store_is_down(stage_10k) -> None:  # noqa: ANN001
+    """The CDN keeps serving what it holds when SeaweedFS stops answering; a new upload gets a clear
+    503 meanwhile (and writes no post), and works again once the store is back."""
+    import json
+    import signal
+    from pathlib import Path
+
+    import psutil
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(out, "JPEG")
+    store = next(p for p in json.loads((Path(stage_10k.data_dir) / "summit.json").read_text())["processes"] if p["name"] == "seaweedfs")
+    tree = [psutil.Process(store["pid"]), *psutil.Process(store["pid"]).children(recursive=True)]
+    with httpx.Client(base_url=stage_10k.url, timeout=60) as client:
+        auth = _sign_up(client, stage_10k.data_dir, f"cdn{int(time.time() * 1000) % 10**9}")
+        post = client.post("/api/v1/posts", headers=auth, files={"photo": ("p.jpg", out.getvalue(), "image/jpeg")})
+        assert post.status_code == 201, post.text
+        photo = post.json()["photo_url"]
+        client.get(photo)
+        assert client.get(photo).headers["x-cache"] == "HIT"
+        posts_before = len(client.get("/api/v1/feed", headers=auth).json()["items"])
+        for process in tree:
+            process.send_signal(signal.SIGSTOP)
+        try:
+            cached = client.get(photo)
+            assert cached.status_code == 200 and cached.headers["x-cache"] == "HIT" and cached.content
+            refused = client.post("/api/v1/posts", headers=auth, files={"photo": ("q.jpg", out.getvalue(), "image/jpeg")})
+            assert refused.status_code == 503, refused.text
+            assert refused.headers.get("retry-after")
+        finally:
+            for process in tree:
+                process.send_signal(signal.SIGCONT)
+        assert len(client.get("/api/v1/feed", headers=auth).json()["items"]) == posts_before  # no half-written post
+        deadline = time.monotonic() + 30
+        while (again := client.post("/api/v1/posts", headers=auth, files={"photo": ("r.jpg", out.getvalue(), "image/jpeg")})).status_code != 201:
+            assert time.monotonic() < deadline, again.text
+            time.sleep(0.5)
