@@ -91,3 +91,37 @@ def test_killing_an_app_server_under_load_fails_no_request_and_it_comes_back(sta
     while not (_processes(data_dir)["web-1"]["restarts"] >= 1 and _backend_states(data_dir).get("web-1") == "UP"):
         assert time.monotonic() < deadline, f"web-1 did not come back: {_processes(data_dir)['web-1']}, {_backend_states(data_dir)}"
         time.sleep(0.2)
+
+
+def test_restarting_an_app_server_drains_it_first_so_not_even_a_post_fails(stage_1k) -> None:  # noqa: ANN001
+    """`summit restart web-2`: HAProxy sends it no new request, those in flight finish, it stops and
+    comes back, and returns to rotation. POSTs are never retried by HAProxy, so a single one lost
+    to the restart would show."""
+    url, data_dir = stage_1k
+    old_pid = _processes(data_dir)["web-2"]["pid"]
+    deadline = time.monotonic() + 30
+    statuses: list[int] = []
+    done = False
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            while not done and time.monotonic() < deadline and len(statuses) < 5000:
+                try:  # answers 202 whether or not the account exists (and mails nobody here)
+                    statuses.append(http.post("/api/v1/accounts/password-reset", json={"login": "nobody_at_all"}).status_code)
+                except httpx.HTTPError:
+                    statuses.append(0)
+
+    with ThreadPoolExecutor(3) as pool:
+        running = [pool.submit(client) for _ in range(3)]
+        time.sleep(0.5)
+        restart = subprocess.run([SUMMIT, "restart", "web-2", "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=180)
+        time.sleep(0.5)
+        done = True
+        for future in running:
+            future.result()
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert "drained" in restart.stderr and "back in rotation" in restart.stderr
+    failed = [s for s in statuses if s != 202]
+    assert len(statuses) > 50 and failed == [], f"{len(failed)} of {len(statuses)} requests failed: {set(failed)}"
+    assert _processes(data_dir)["web-2"]["pid"] != old_pid
+    assert _backend_states(data_dir)["web-2"].startswith("UP")

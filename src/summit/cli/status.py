@@ -137,3 +137,57 @@ def logs(
                         time.sleep(0.3)
             except KeyboardInterrupt:
                 pass
+
+
+@app.command()
+def restart(
+    name: Annotated[str, typer.Argument(help="The process to restart: web-1, postgres-replica-1, ... (see summit status).")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for an app server's requests in flight to finish.")] = 30.0,
+) -> None:
+    """Restart one process of the running stage. An app server behind HAProxy is drained first (no
+    new request goes to it; those in flight finish), stopped, started again by the supervisor, and
+    put back into rotation once it answers: no request fails for it."""
+    from summit.engines.haproxy import runtime, runtime_socket, sessions
+
+    blueprint = blueprint_or_exit(config, data_dir=data_dir)
+    data = blueprint.data_dir.resolve()
+    record = state.running(data)
+    if record is None:
+        console.print(f"[red]error:[/red] nothing is running in {data}")
+        raise typer.Exit(1)
+    processes = {p["name"]: p for p in record.get("processes", [])}
+    if name not in processes or not processes[name].get("pid") or processes[name]["pid"] == record["pid"]:
+        console.print(f"[red]error:[/red] no process {name!r} of its own in this stage; the processes are: {', '.join(processes)}")
+        raise typer.Exit(2)
+    layout = Layout(data)
+    balancer = next((p for p in processes.values() if p.get("kind") == "haproxy"), None)
+    behind = balancer is not None and processes[name].get("kind") == "app"
+    socket_path = runtime_socket(layout, json.loads((data / "engines" / "ports.json").read_text())["haproxy-stats"]) if behind else None
+    if socket_path is not None:
+        runtime(socket_path, f"set server web/{name} state drain")
+        console.print(f"summit: {name} drained: no new requests go to it")
+        deadline = time.monotonic() + drain_timeout
+        while sessions(socket_path, "web", name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    old_pid = processes[name]["pid"]
+    import os
+    import signal
+
+    os.kill(old_pid, signal.SIGINT if processes[name].get("kind") in ("app", "postgres") else signal.SIGTERM)
+    console.print(f"summit: {name} (pid {old_pid}) stopping; the supervisor starts it again")
+    deadline = time.monotonic() + 120
+    while True:
+        current = {p["name"]: p for p in (state.read(data) or {}).get("processes", [])}.get(name, {})
+        if current.get("pid") not in (None, old_pid) and current.get("state") == "running":
+            if not behind or probes.app_healthy(current["address"]):
+                break
+        if time.monotonic() > deadline:
+            console.print(f"[red]error:[/red] {name} did not come back within 120 s: see `summit logs {name}`")
+            raise typer.Exit(1)
+        time.sleep(0.2)
+    if socket_path is not None:
+        runtime(socket_path, f"set server web/{name} state ready")
+        console.print(f"summit: {name} back in rotation")
+    console.print(f"summit: {name} restarted (pid {current['pid']})")

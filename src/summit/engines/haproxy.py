@@ -56,11 +56,7 @@ class HAProxy(Engine):
         return f"http://127.0.0.1:{self.stats_port}"
 
     def socket_path(self, layout: Layout) -> Path:
-        """The runtime API's unix socket (a short path: unix socket paths stop at 107 bytes)."""
-        path = layout.run_dir / "haproxy.sock"
-        if len(str(path)) > 100:
-            path = Path(tempfile.gettempdir()) / f"summit-haproxy-{self.stats_port}.sock"
-        return path
+        return runtime_socket(layout, self.stats_port)
 
     def render(self, layout: Layout) -> str:
         check = self.check_interval_ms
@@ -149,3 +145,36 @@ frontend stats
         with urllib.request.urlopen(self.stats_url + "/stats;csv", timeout=2) as response:  # noqa: S310 (loopback)
             rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
             return {row["svname"]: row["status"] for row in rows if row["pxname"] == "web" and row["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def runtime_socket(layout: Layout, stats_port: int) -> Path:
+    """The runtime API's unix socket (a short path: unix socket paths stop at 107 bytes)."""
+    path = layout.run_dir / "haproxy.sock"
+    if len(str(path)) > 100:
+        path = Path(tempfile.gettempdir()) / f"summit-haproxy-{stats_port}.sock"
+    return path
+
+
+def runtime(socket_path: Path, command: str, timeout: float = 5.0) -> str:
+    """One command to HAProxy's runtime API (``set server web/web-1 state drain``, ``show stat``)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(socket_path))
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def sessions(socket_path: Path, backend: str, server: str) -> int:
+    """Requests HAProxy has in flight on ``backend/server`` now (``scur`` of ``show stat``)."""
+    lines = runtime(socket_path, "show stat").lstrip("# ").splitlines()
+    header = lines[0].split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("pxname") == backend and row.get("svname") == server:
+            return int(row.get("scur") or 0)
+    raise EngineError(f"HAProxy has no server {backend}/{server}")
