@@ -105,6 +105,9 @@ class HAProxyEngine(_Section):
 
     enabled: bool = False
     check_interval_ms: int = Field(500, ge=100, le=60_000, description="active health checks of each server")
+    # the internal network load balancer (L4): the app reaches PgBouncer and Redis through HAProxy
+    # in TCP mode (one hop more, one place to move or drain them)
+    internal: bool = False
 
 
 class VarnishEngine(_Section):

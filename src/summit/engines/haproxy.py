@@ -41,10 +41,17 @@ class HAProxy(Engine):
     kind = "haproxy"
 
     def __init__(self, name: str, host: str, port: int, stats_port: int, servers: list[Engine], *,
-                 cdn: Engine | None = None, check_interval_ms: int = 500):
-        """``cdn``: the CDN's edge tier, where photo and static paths go (None: to the app too)."""
-        needs = tuple(s.name for s in servers) + ((cdn.name,) if cdn else ())
-        super().__init__(name, "front door, L7 load balancer", port, needs=needs)
+                 cdn: Engine | None = None, internal: dict[str, tuple[int, Engine]] | None = None, check_interval_ms: int = 500):
+        """``cdn``: the CDN's edge tier, where photo and static paths go (None: to the app too).
+        ``internal``: name -> (listening port, service) for the L4 listeners in front of internal
+        services; then HAProxy starts before the app servers, which reach those through it."""
+        self.internal = internal or {}
+        if self.internal:
+            needs = tuple(engine.name for _, engine in self.internal.values())
+        else:
+            needs = tuple(s.name for s in servers)
+        needs += (cdn.name,) if cdn else ()
+        super().__init__(name, "front door, L7 load balancer" + (", internal L4" if self.internal else ""), port, needs=needs)
         self.host = host
         self.stats_port = stats_port
         self.servers = servers
@@ -61,6 +68,15 @@ class HAProxy(Engine):
     def render(self, layout: Layout) -> str:
         check = self.check_interval_ms
         servers = "\n".join(f"    server {s.name} {s.host}:{s.port}" for s in self.servers)
+        listeners = "".join(f"""
+listen l4-{name}
+    mode tcp
+    bind 127.0.0.1:{port}
+    option tcplog
+    timeout client 1h
+    timeout server 1h
+    server {name} {engine.host}:{engine.port} check inter {check}ms fall 2 rise 2
+""" for name, (port, engine) in self.internal.items())
         to_cdn, cdn_backend = "", ""
         if self.cdn is not None:
             to_cdn = "    use_backend cdn if { path_beg /media/ /static/ }\n"
@@ -109,7 +125,7 @@ backend web
     retry-on conn-failure empty-response response-timeout 502 503
     http-request disable-l7-retry unless {_RETRYABLE}
 {servers}
-{cdn_backend}
+{cdn_backend}{listeners}
 frontend stats
     bind 127.0.0.1:{self.stats_port}
     http-request use-service prometheus-exporter if {{ path /metrics }}

@@ -67,11 +67,24 @@ def _plan_web(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
         return
     names = [f"web-{n}" for n in range(1, blueprint.server.processes + 1)]
     ports = layout.ports([*names, "haproxy-stats"])
+    internal = [e for e in result.engines if e.kind in ("pgbouncer", "redis")] if blueprint.engines.haproxy.internal else []
+    if internal:  # the app servers reach those through HAProxy: it starts before them
+        needs = (*(n for n in needs if n not in {e.name for e in internal}), "haproxy")
     webs = [AppServer(name, blueprint, port=ports[name], needs=needs) for name in names]
-    result.engines += webs
     edge = _plan_cdn(blueprint, layout, result, webs) if blueprint.engines.varnish.enabled else None
-    result.engines.append(HAProxy("haproxy", blueprint.server.host, blueprint.server.port, ports["haproxy-stats"], webs,
-                                  cdn=edge, check_interval_ms=blueprint.engines.haproxy.check_interval_ms))
+    front = HAProxy("haproxy", blueprint.server.host, blueprint.server.port, ports["haproxy-stats"], webs, cdn=edge,
+                    internal=_internal_ports(layout, result, internal), check_interval_ms=blueprint.engines.haproxy.check_interval_ms)
+    result.engines += [front, *webs] if internal else [*webs, front]
+
+
+def _internal_ports(layout: Layout, result: StagePlan, engines: list[Engine]) -> dict[str, tuple[int, Engine]]:
+    """A TCP listener of HAProxy for each internal service, and the app's URLs moved onto them."""
+    ports = layout.ports([f"l4-{e.name}" for e in engines])
+    listeners = {e.name: (ports[f"l4-{e.name}"], e) for e in engines}
+    for name, (port, engine) in listeners.items():
+        for key, url in result.endpoints.items():
+            result.endpoints[key] = url.replace(f"@{engine.address}/", f"@127.0.0.1:{port}/").replace(f"={engine.address}", f"=127.0.0.1:{port}")
+    return listeners
 
 
 def _plan_cdn(blueprint: Blueprint, layout: Layout, result: StagePlan, webs: list[Engine]) -> Engine:

@@ -125,3 +125,21 @@ async def test_a_post_is_retried_elsewhere_only_with_an_idempotency_key(front) -
         assert keyed.status_code == 200 and plain.status_code == 502
     else:
         assert keyed.status_code == 200 and keyed.json()["server"] == "web-2"
+
+
+async def test_the_internal_l4_listener_carries_tcp_to_an_internal_service(tmp_path: Path) -> None:
+    """``engines.haproxy.internal``: a TCP listener per internal service (PgBouncer, Redis), so the
+    app reaches them through the load balancer; here a small server stands for the service."""
+    service = Web("pgbouncer-primary")
+    l4_port = free_port()
+    proxy = HAProxy("haproxy", "127.0.0.1", free_port(), free_port(), [], internal={service.name: (l4_port, service)})
+    assert proxy.needs == ("pgbouncer-primary",)  # it starts before the app servers, after the service
+    supervisor = Supervisor(Layout(tmp_path), [service, proxy], on_event=lambda text: None)
+    await supervisor.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{l4_port}") as client:
+            answer = (await client.get("/through-l4")).json()
+        assert answer["server"] == "pgbouncer-primary" and "x-forwarded-for" not in answer["headers"]  # bytes, not HTTP
+        assert proxy.server_states() == {}  # no web backend servers here
+    finally:
+        await supervisor.stop()
