@@ -271,6 +271,36 @@ def test_two_people_post_follow_see_like_and_comment(stage, chromium, tmp_path: 
         ben.close()
 
 
+def test_api_docs_page_lists_the_operations_offline(live_server, chromium, tmp_path: Path) -> None:  # noqa: ANN001
+    """/api/v1/docs renders the OpenAPI 3.1 document FastAPI writes (Swagger UI 5, served from this
+    origin): the operations are listed, nothing is fetched from another host, and the CSP is kept."""
+    from playwright.sync_api import expect
+
+    reader = Person(chromium, live_server.url, LAPTOP)
+    requested: list[str] = []
+    failed: list[str] = []
+    reader.page.on("request", lambda request: requested.append(request.url))
+    reader.page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
+    try:
+        page = reader.page
+        page.goto("/api/v1/docs")
+        expect(page.locator(".opblock-summary-path", has_text="/api/v1/feed").first).to_be_visible()
+        expect(page.locator(".opblock-summary-path", has_text="/api/v1/posts/{post_id}/comments").first).to_be_visible()
+        expect(page.locator(".info .title")).to_contain_text("Summit Photos")
+        expect(page.locator(".info .title")).to_contain_text("OAS 3.1")
+        assert page.get_by_text("Unable to render this definition").count() == 0
+        # one operation opens, with its parameters and responses
+        page.locator(".opblock-summary-path", has_text="/api/v1/feed").first.click()
+        expect(page.locator(".opblock.is-open .responses-wrapper")).to_contain_text("200")
+        page.screenshot(path=str(tmp_path / "api-docs-laptop.png"), full_page=True)
+        foreign = [url for url in requested if not url.startswith((live_server.url + "/", "data:", "blob:"))]
+        assert foreign == [], foreign
+        assert failed == [], failed
+        assert reader.errors == [], reader.errors  # no script error, no CSP violation
+    finally:
+        reader.close()
+
+
 def fresh_totp(secret: str, after_step: int) -> tuple[str, int]:
     """A code for a time step later than ``after_step`` (the pool takes each step once), that the
     server accepts now (it allows one step of clock skew): waits, at most one step, if need be."""
