@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import _free_port
+from summit.engines.layout import free_port as _free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 SUMMIT = str(Path(sys.executable).with_name("summit"))

@@ -105,23 +105,29 @@ class PostgresStage:
 
 
 @contextmanager
-def running_postgres(*, replicas: int = 0, pgbouncer: bool = True, synchronous: bool = False) -> Iterator[PostgresStage]:
-    root = Path(tempfile.mkdtemp(prefix="summit-pg-", dir="/tmp"))
-    root.chmod(0o755)  # the engines' user must be able to enter it
-    blueprint = load_blueprint(environ={}, overrides={
-        "stage": "1+", "data_dir": str(root),
-        "engines": {"postgres": {"replicas": replicas, "synchronous": synchronous, "max_connections": 200},
-                    "pgbouncer": {"enabled": pgbouncer}},
-    })
-    stage = plan(blueprint, with_app=False)
-    publish(stage)
-    supervisor = Supervisor(stage.layout, stage.engines, on_event=lambda text: None)
+def running_engines(prefix: str, overrides: dict[str, Any]) -> Iterator[tuple[StagePlan, Supervisor]]:
+    """The engines of a blueprint (``overrides`` on the presets), without the app, in a directory of
+    their own under /tmp that the engines' user can enter; stopped and removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=f"summit-{prefix}-", dir="/tmp"))
+    root.chmod(0o755)  # the engines' user (postgres, varnish ... under root) must be able to enter it
+    supervisor: Supervisor | None = None
     try:
+        stage = plan(load_blueprint(environ={}, overrides={"data_dir": str(root), **overrides}), with_app=False)
+        publish(stage)
+        supervisor = Supervisor(stage.layout, stage.engines, on_event=lambda text: None)
         asyncio.run(supervisor.start())
-        yield PostgresStage(stage, supervisor)
+        yield stage, supervisor
     finally:
-        asyncio.run(supervisor.stop())
+        if supervisor is not None:
+            asyncio.run(supervisor.stop())
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def running_postgres(*, replicas: int = 0, pgbouncer: bool = True, synchronous: bool = False) -> Iterator[PostgresStage]:
+    engines = {"postgres": {"replicas": replicas, "synchronous": synchronous, "max_connections": 200}, "pgbouncer": {"enabled": pgbouncer}}
+    with running_engines("pg", {"stage": "1+", "engines": engines}) as (stage, supervisor):
+        yield PostgresStage(stage, supervisor)
 
 
 # A small HTTP origin for CDN tests (the app's place behind Varnish): /media/* is immutable for a
@@ -259,21 +265,8 @@ class RedisStage:
 
 @contextmanager
 def running_redis(maxmemory_mb: int = 64) -> Iterator[RedisStage]:
-    root = Path(tempfile.mkdtemp(prefix="summit-redis-", dir="/tmp"))
-    supervisor: Supervisor | None = None
-    try:
-        blueprint = load_blueprint(environ={}, overrides={
-            "stage": "1", "data_dir": str(root), "engines": {"redis": {"enabled": True, "maxmemory_mb": maxmemory_mb}},
-        })
-        stage = plan(blueprint, with_app=False)
-        publish(stage)
-        supervisor = Supervisor(stage.layout, stage.engines, on_event=lambda text: None)
-        asyncio.run(supervisor.start())
+    with running_engines("redis", {"stage": "1", "engines": {"redis": {"enabled": True, "maxmemory_mb": maxmemory_mb}}}) as (stage, supervisor):
         yield RedisStage(stage, supervisor)
-    finally:
-        if supervisor is not None:
-            asyncio.run(supervisor.stop())
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass
@@ -325,14 +318,5 @@ class SeaweedStage:
 @contextmanager
 def running_seaweedfs() -> Iterator[SeaweedStage]:
     """SeaweedFS (master, volume, filer, S3 gateway) on loopback with the stage's bucket made."""
-    root = Path(tempfile.mkdtemp(prefix="summit-s3-", dir="/tmp"))
-    blueprint = load_blueprint(environ={}, overrides={"stage": "1", "data_dir": str(root), "engines": {"seaweedfs": {"enabled": True}}})
-    stage = plan(blueprint, with_app=False)
-    publish(stage)
-    supervisor = Supervisor(stage.layout, stage.engines, on_event=lambda text: None)
-    try:
-        asyncio.run(supervisor.start())
+    with running_engines("s3", {"stage": "1", "engines": {"seaweedfs": {"enabled": True}}}) as (stage, supervisor):
         yield SeaweedStage(stage, supervisor)
-    finally:
-        asyncio.run(supervisor.stop())
-        shutil.rmtree(root, ignore_errors=True)
