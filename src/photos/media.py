@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+ACCEPTED = "a JPEG, PNG, WebP or GIF"  # what a message asks for instead: the keys of FORMATS
 FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp"), "GIF": ("image/gif", "gif")}
 THUMBNAIL_SIZES = {"small": 150, "medium": 640, "large": 1080}  # square crop for small; fit for others
 
 
 class BadImage(ValueError):
-    """The upload is not an image we accept; the message says what to send instead."""
+    """The upload is not an image we accept; the message says what to send instead. It never names
+    the library's exception nor repeats its text: a person cannot act on "UnidentifiedImageError"."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.format not in FORMATS:
-                raise BadImage(f"unsupported image format {image.format}: send a JPEG, PNG, WebP or GIF")
+                raise BadImage(f"this is a {image.format} image, a format we do not take: send {ACCEPTED}")
             width, height = image.size
             if width * height > max_pixels:
                 raise BadImage(f"image is {width}x{height}: more than {max_pixels:,} pixels; send a smaller one")
@@ -47,10 +49,10 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImage(f"the image has more than {max_pixels:,} pixels; send a smaller one") from None
-    except UnidentifiedImageError as error:
-        raise BadImage(f"not a readable image ({type(error).__name__}): send a JPEG, PNG, WebP or GIF") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as error:
-        raise BadImage(f"the image is corrupt or truncated ({error}): send the file again") from None
+    except UnidentifiedImageError:
+        raise BadImage(f"this file is not an image we can read: send {ACCEPTED}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError):
+        raise BadImage(f"the image is corrupt or truncated: send the whole file again, or save it again as {ACCEPTED}") from None
 
 
 def clean(data: bytes, *, max_pixels: int) -> CleanImage:
@@ -77,8 +79,8 @@ def clean(data: bytes, *, max_pixels: int) -> CleanImage:
             else:
                 upright.save(out, format=fmt)
             image = upright
-    except (OSError, ValueError) as error:
-        raise BadImage(f"the image could not be processed ({error}): send it as a plain JPEG or PNG") from None
+    except (OSError, ValueError):
+        raise BadImage("the image could not be processed: save it again as a plain JPEG or PNG and send that") from None
     return CleanImage(out.getvalue(), content_type, extension, image.width, image.height)
 
 

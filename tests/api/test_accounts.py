@@ -230,7 +230,8 @@ async def test_avatar_upload_replaces_and_serves_webp(app, client, make_user, jp
 async def test_bad_avatar_is_rejected_and_leaves_nothing(app, client, make_user):
     user = await make_user()
     r = await client.put(f"{API}/me/avatar", headers=user.auth, files={"photo": ("me.jpg", b"not an image at all", "image/jpeg")})
-    assert_error(r, 422, "image")
+    error = assert_error(r, 422, "this file is not an image we can read: send a JPEG, PNG, WebP or GIF")
+    assert "Error" not in error["message"] and error["field"] == "photo"  # no UnidentifiedImageError
     assert await _object_keys(app) == set()
     assert (await client.get(f"{API}/me", headers=user.auth)).json()["avatar_url"] is None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
@@ -187,6 +188,12 @@ def test_thumbnails_never_upscale():
 
 
 # ---- refused input ----------------------------------------------------------------------------
+def _says_what_to_send(message: str) -> None:
+    """A refusal says what to send, and neither names a Python exception nor repeats Pillow's words."""
+    assert "send" in message, message
+    assert not re.search(r"[A-Z]\w*(Error|Exception|Warning)\b|cannot identify image|bytes not processed", message), message
+
+
 @pytest.mark.parametrize(("fmt", "name"), [("BMP", "BMP"), ("TIFF", "TIFF"), ("ICO", "ICO"), ("PPM", "PPM"), ("TGA", "TGA")])
 def test_formats_outside_the_list_are_refused_with_their_name(fmt, name):
     data = _encode(Image.new("RGB", (16, 16), "red"), fmt)
@@ -194,6 +201,7 @@ def test_formats_outside_the_list_are_refused_with_their_name(fmt, name):
         media.clean(data, max_pixels=BUDGET)
     message = str(caught.value)
     assert name in message and "JPEG" in message
+    _says_what_to_send(message)
 
 
 @pytest.mark.parametrize(
@@ -211,6 +219,9 @@ def test_non_images_are_refused_with_a_message(data, word):
     with pytest.raises(media.BadImage) as caught:
         media.clean(data, max_pixels=BUDGET)
     assert str(caught.value) and word in str(caught.value)
+    _says_what_to_send(str(caught.value))
+    if data[:1] in (b"h", b"<", b"%"):
+        assert str(caught.value) == "this file is not an image we can read: send a JPEG, PNG, WebP or GIF"
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
@@ -219,6 +230,7 @@ def test_truncated_images_are_refused(fmt):
     with pytest.raises(media.BadImage) as caught:
         media.clean(data[: len(data) // 2], max_pixels=BUDGET)
     assert str(caught.value)
+    _says_what_to_send(str(caught.value))
 
 
 def test_pixel_budget_is_enforced_with_a_message():

@@ -298,7 +298,8 @@ async def test_bad_uploads_are_4xx_with_a_message_and_create_nothing(browser, cl
     alice = await make_user("alice")
     c = await logged_in(browser, alice)
     cases = [
-        ({"photo": ("cat.jpg", b"this is not an image at all", "image/jpeg")}, {"caption": "fake"}, 422, "readable image"),
+        ({"photo": ("cat.jpg", b"this is not an image at all", "image/jpeg")}, {"caption": "fake"}, 422,
+         "this file is not an image we can read: send a JPEG, PNG, WebP or GIF"),
         ({"photo": ("empty.jpg", b"", "image/jpeg")}, {"caption": "empty"}, 422, "empty"),
         (None, {"caption": "no file"}, 422, "empty"),
         ({"photo": ("ok.jpg", jpeg(), "image/jpeg")}, {"caption": "x" * 2201}, 422, "the limit is 2200"),
@@ -308,6 +309,7 @@ async def test_bad_uploads_are_4xx_with_a_message_and_create_nothing(browser, cl
         r = await c.post("/posts", data={"csrf_token": await token(c, "/new"), **fields}, files=files)
         assert r.status_code == status, (fields["caption"][:20], r.status_code, r.text[:300])
         assert message in r.text and 'class="alert"' in r.text
+        assert not re.search(r"[A-Z]\w*(Error|Exception)\b", r.text), "no Python exception name on the page"
         assert 'action="/posts"' in r.text, "the form is shown again"
         if len(fields["caption"]) < 100 and "\x00" not in fields["caption"]:
             assert fields["caption"] in r.text, "the caption the user typed is kept"
