@@ -41,6 +41,7 @@ BREAK_SECONDS = 1.0  # after a failure, calls skip Redis this long, then one pro
 LOG_EVERY = 5.0  # seconds between two reports of the same outage
 MAX_PENDING = 10_000  # keys remembered for repair; beyond, the whole prefix is cleared on recovery
 _BATCH = 500  # keys per UNLINK
+UNBOUNDED_SECONDS = 60.0  # what a long call (clear's SCAN + UNLINK) may take before it counts as an outage
 _OPTIONS = ("prefix", "timeout_ms", "max_connections")
 
 # INCRBY, and the TTL only on the counter it creates (an existing counter keeps its own): atomic
@@ -78,7 +79,9 @@ class RedisCache(Cache):
         self._pool = aioredis.ConnectionPool(
             connection_class=aioredis.SSLConnection if tls else aioredis.Connection,
             host=host, port=port, db=db, username=username, password=password,
-            socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+            # no per-operation socket timeout (redis-py would wrap every read and write in a task of
+            # its own, a third of a call's CPU): ``_call`` bounds each whole call instead
+            socket_timeout=None, socket_connect_timeout=self.timeout,
             retry=Retry(NoBackoff(), 0),  # no retry: a miss is cheaper than a second timeout
             max_connections=max_connections,
         )
@@ -230,18 +233,18 @@ class RedisCache(Cache):
         if self._free is None:
             self._free = asyncio.Semaphore(self._slots)
         try:
-            try:
-                async with asyncio.timeout(self.timeout * 5):  # a free connection, or a miss
-                    await self._free.acquire()
-            except TimeoutError:
-                raise _Skipped from None
+            if self._free.locked():  # every connection busy: wait a little for one, or miss
+                try:
+                    async with asyncio.timeout(self.timeout * 5):
+                        await self._free.acquire()
+                except TimeoutError:
+                    raise _Skipped from None
+            else:
+                await self._free.acquire()  # free: returns at once
             try:
                 if self._pending or self._pending_all:
                     await self._repair()
-                if bounded:  # the socket timeouts bound each step; this bounds the whole call
-                    async with asyncio.timeout(self.timeout * 3):
-                        result = await call(self._client)
-                else:
+                async with asyncio.timeout(self.timeout * 3 if bounded else UNBOUNDED_SECONDS):
                     result = await call(self._client)
             finally:
                 self._free.release()
