@@ -48,7 +48,7 @@ from photos.operations import add_operations
 from photos.services import Context
 from photos.services.accounts import RESERVED, create_profile
 from photos.web import router as web_router
-from photos.web.pages import render_error
+from photos.web.pages import render_error, viewer
 
 log = logging.getLogger("photos")
 MAX_BODY_BYTES = 1024 * 1024  # any request body but a photo upload's
@@ -114,7 +114,8 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     app.add_middleware(AuditMiddleware, audit=lambda: getattr(app.state, "audit", None))
     photo_limit = blueprint.uploads.max_photo_bytes
     app.add_middleware(BodyLimitMiddleware, default=MAX_BODY_BYTES,
-                       limits=[(takes_photo, photo_limit + uploads.ENVELOPE, uploads.too_large(photo_limit))])
+                       limits=[(takes_photo, photo_limit + uploads.ENVELOPE, uploads.too_large(photo_limit))],
+                       error_page=_refusal_page)
     app.add_middleware(ReadYourWritesMiddleware, enabled=lambda: _has_replicas(app), secure=blueprint.auth.cookie_secure)
     app.add_middleware(SecurityHeadersMiddleware, hsts=blueprint.auth.cookie_secure)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
@@ -138,8 +139,26 @@ def _has_replicas(app: FastAPI) -> bool:
     return ctx is not None and ctx.db.features.has_replicas
 
 
+NOT_PAGES = ("/api/", "/media/", "/healthz", "/metrics")  # paths that answer JSON (or bytes), never a page
+
+
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/media/", "/healthz", "/metrics")) and "text/html" in request.headers.get("accept", "")
+    return not request.url.path.startswith(NOT_PAGES) and "text/html" in request.headers.get("accept", "")
+
+
+async def _refusal_page(scope: dict, status: int, message: str) -> Response | None:
+    """The body limit's refusal (413, or 400 for a bad Content-Length) as the HTML error page, with
+    the same message, for a form posted to one of the UI's pages: an upload sent without app.js's
+    size check, say. Those routes answer HTML whatever the Accept header says (``HtmlRoute``), and so
+    does this; the API keeps its JSON error."""
+    if scope["path"].startswith(NOT_PAGES):
+        return None
+    request = Request(scope)
+    try:
+        await viewer(request)  # the header shows who is logged in, as on any page
+    except DatabaseUnavailable:
+        request.state.me = None
+    return render_error(request, status, message)
 
 
 def _error_response(request: Request, status: int, code: str, message: str, field: str | None = None) -> Response:

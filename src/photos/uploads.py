@@ -1,6 +1,14 @@
 """Photo uploads: one size limit (``uploads.max_photo_bytes``), one message, checked twice: at the
 edge of the request, before an oversized body is read (``summit.web.BodyLimitMiddleware`` on the
-routes marked ``@accepts_photo``), and in the service, on the photo's own bytes (``check_size``)."""
+routes marked ``@accepts_photo``), and in the service, on the photo's own bytes (``check_size``).
+
+One unit, too: sizes are told in MiB (1,048,576 bytes), written "MiB", with the exact number of
+bytes in the refusal. The limit is 20 MiB (20,971,520 bytes) unless the blueprint says otherwise;
+a photo of exactly the limit is taken, one byte more is not. The pages print ``size_text`` and
+``too_large`` (``new.html``, ``settings.html``), and ``static/app.js`` checks the chosen file
+against the same number of bytes and shows the same sentence, so the browser, the page and the
+server never disagree.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +29,13 @@ def accepts_photo(endpoint: F) -> F:
     return endpoint
 
 
+def size_text(limit: int) -> str:
+    """``20971520`` -> ``"20 MiB"``."""
+    return f"{limit / MiB:g} MiB"
+
+
 def too_large(limit: int) -> str:
-    return f"the photo is larger than {limit / MiB:g} MiB ({limit:,} bytes); send a smaller one"
+    return f"the photo is larger than {size_text(limit)} ({limit:,} bytes); send a smaller one"
 
 
 def check_size(data: bytes, limit: int) -> None:

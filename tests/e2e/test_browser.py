@@ -301,6 +301,50 @@ def test_api_docs_page_lists_the_operations_offline(live_server, chromium, tmp_p
         reader.close()
 
 
+def test_an_oversized_photo_is_refused_in_one_unit_with_and_without_script(live_server, chromium, tmp_path: Path) -> None:  # noqa: ANN001
+    """With app.js, choosing a photo over 20 MiB shows the server's own sentence before anything is
+    sent; without script, the form posts it and the server answers an HTML page with that sentence
+    (not the API's JSON)."""
+    from playwright.sync_api import expect
+
+    too_large = "the photo is larger than 20 MiB (20,971,520 bytes); send a smaller one"
+    big = tmp_path / "big.jpg"
+    with big.open("wb") as out:  # JPEG magic, then past the limit and the multipart envelope
+        out.write(b"\xff\xd8\xff\xe0")
+        out.truncate(22 * 1024 * 1024)
+    suffix = secrets.token_hex(3)
+    scripted = Person(chromium, live_server.url, LAPTOP)
+    plain = Person(chromium, live_server.url, LAPTOP, java_script_enabled=False)
+    try:
+        scripted.sign_up(f"sam_{suffix}", live_server.data_dir)
+        page = scripted.page
+        page.goto("/new")
+        expect(page.locator(".hint")).to_contain_text("up to 20 MiB")
+        page.set_input_files("#photo", str(big))
+        message = page.locator("#photo").evaluate("input => input.validationMessage")
+        assert message == too_large[0].upper() + too_large[1:], message
+        page.fill("#caption", "too big")
+        page.get_by_role("button", name="Share").click()  # the browser refuses to submit an invalid form
+        expect(page).to_have_url(live_server.url + "/new")
+
+        plain.sign_up(f"nia_{suffix}", live_server.data_dir)
+        page = plain.page
+        page.goto("/new")
+        page.set_input_files("#photo", str(big))
+        page.fill("#caption", "too big")
+        with page.expect_response(lambda r: r.url.endswith("/posts") and r.request.method == "POST") as answer:
+            page.get_by_role("button", name="Share").click()
+        assert answer.value.status == 413 and answer.value.headers["content-type"].startswith("text/html")
+        expect(page.get_by_role("heading", name="Too large")).to_be_visible()
+        expect(page.locator(".alert")).to_have_text(too_large)
+        expect(page.get_by_role("link", name="Profile")).to_have_attribute("href", f"/u/nia_{suffix}")
+        page.screenshot(path=str(tmp_path / "too-large-laptop.png"), full_page=True)
+        assert scripted.errors == [], scripted.errors
+    finally:
+        scripted.close()
+        plain.close()
+
+
 def fresh_totp(secret: str, after_step: int) -> tuple[str, int]:
     """A code for a time step later than ``after_step`` (the pool takes each step once), that the
     server accepts now (it allows one step of clock skew): waits, at most one step, if need be."""

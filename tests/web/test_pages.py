@@ -322,6 +322,97 @@ async def test_bad_uploads_are_4xx_with_a_message_and_create_nothing(browser, cl
     assert 400 <= r.status_code < 500
 
 
+MiB = 1024 * 1024
+TOO_LARGE = "the photo is larger than 20 MiB (20,971,520 bytes); send a smaller one"
+
+
+def _multipart(csrf: str, photo_size: int, boundary: str = "summitboundary") -> tuple[bytes, dict[str, str]]:
+    """A form post as a browser sends it: the CSRF token, a caption and a photo of ``photo_size`` bytes."""
+    head = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{csrf}\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\ntoo big\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"big.jpg\"\r\n"
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    body = head + b"\xff\xd8\xff\xe0" + b"\0" * (photo_size - 4) + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _assert_too_large_page(r, message: str = TOO_LARGE) -> None:  # noqa: ANN001
+    assert r.status_code == 413, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("text/html"), r.headers["content-type"]
+    assert "<h1>Too large</h1>" in r.text and f'<p class="alert" role="alert">{html.escape(message)}</p>' in r.text
+    assert '"error"' not in r.text and "too_large" not in r.text, "an HTML page, not the API's JSON"
+    assert r.headers["connection"] == "close"
+
+
+async def test_the_size_limit_is_told_in_one_unit_on_the_page_and_by_the_server(app, browser, make_user) -> None:  # noqa: ANN001
+    """20 MiB = 20,971,520 bytes: the number app.js checks, the hint, and the refusal app.js shows are
+    the server's own, for posts and for avatars."""
+    assert app.state.ctx.platform.blueprint.uploads.max_photo_bytes == 20 * MiB
+    c = await logged_in(browser, await make_user("alice"))
+    for path in ("/new", "/settings"):
+        page = (await c.get(path)).text
+        assert 'data-max-bytes="20971520"' in page, path
+        assert f'data-too-large="{html.escape(TOO_LARGE)}"' in page, path
+        assert "up to 20 MiB" in page and "1048576" not in page and " MB" not in page, path
+    js = (await c.get("/static/app.js")).text
+    assert "data-too-large" in js and "1048576" not in js, "app.js shows the server's sentence, computes no unit of its own"
+
+
+async def test_an_oversized_upload_from_a_page_gets_an_html_error_page(app, browser, client, make_user) -> None:  # noqa: ANN001
+    """A form posted without app.js's check (no script, or bypassed): refused at the edge before the
+    body is read, as an HTML page with the server's message; the API keeps its JSON error."""
+    alice = await make_user("alice")
+    c = await logged_in(browser, alice)
+    csrf = await token(c, "/new")
+    body, headers = _multipart(csrf, 21 * MiB)  # over the limit and the multipart envelope
+    r = await c.post("/posts", content=body, headers=headers)
+    _assert_too_large_page(r)
+    assert 'href="/u/alice">Profile</a>' in r.text, "the page's header still shows who is logged in"
+    # whatever the Accept header says: the route is a page
+    r = await c.post("/posts", content=body, headers={**headers, "accept": "*/*"})
+    _assert_too_large_page(r)
+
+    # a body that does not say its length (chunked) and keeps coming: caught as it streams
+    async def chunks():  # noqa: ANN202
+        for at in range(0, len(body), MiB):
+            yield body[at : at + MiB]
+
+    r = await c.post("/posts", content=chunks(), headers=headers)
+    _assert_too_large_page(r)
+    # the avatar form, too; and any other form over the 1 MiB every other body gets
+    body, headers = _multipart(await token(c, "/settings"), 21 * MiB)
+    _assert_too_large_page(await c.post("/settings/avatar", content=body, headers=headers))
+    r = await c.post("/settings", data={"csrf_token": csrf, "bio": "x" * (2 * MiB)})
+    _assert_too_large_page(r, "request body is larger than 1,048,576 bytes; send a smaller one")
+    # logged out, the page still renders (with the log-in links)
+    anon = await browser()
+    body, headers = _multipart("no-token", 21 * MiB)
+    r = await anon.post("/posts", content=body, headers=headers)
+    _assert_too_large_page(r)
+    assert 'href="/login"' in r.text
+
+    # the API answers the same refusal in JSON, even to a client that accepts HTML
+    files = {"photo": ("big.jpg", b"\xff\xd8" + b"\0" * (21 * MiB), "image/jpeg")}
+    r = await client.post("/api/v1/posts", headers={**alice.auth, "accept": "text/html"}, files=files)
+    assert r.status_code == 413 and r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"] == {"code": "too_large", "message": TOO_LARGE}
+    assert (await client.get("/api/v1/me", headers=alice.auth)).json()["posts"] == 0
+
+
+async def test_a_photo_one_byte_over_the_limit_is_refused_on_the_form_with_the_same_message(browser, client, make_user) -> None:  # noqa: ANN001
+    """Within the multipart envelope, so the edge lets it through: the service counts the photo's own
+    bytes against the same limit, and the form is shown again with the same sentence."""
+    alice = await make_user("alice")
+    c = await logged_in(browser, alice)
+    body, headers = _multipart(await token(c, "/new"), 20 * MiB + 1)
+    r = await c.post("/posts", content=body, headers=headers)
+    assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+    assert f'<p class="alert" role="alert">{html.escape(TOO_LARGE)}</p>' in r.text and 'action="/posts"' in r.text
+    assert (await client.get("/api/v1/me", headers=alice.auth)).json()["posts"] == 0
+
+
 # ---- authorization --------------------------------------------------------------------------------
 async def test_b_cannot_delete_or_edit_as_post_or_comment(browser, client, make_user, make_post) -> None:  # noqa: ANN001
     alice, bob = await make_user("alice"), await make_user("bob")

@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from summit.errors import ServiceError
 from summit.security import Principal, Session
 
-from photos import auth
+from photos import auth, uploads
 from photos.errors import AppError
 from photos.services import accounts
 from photos.services.common import TAG_RE, Context, Profile
@@ -86,7 +86,8 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-templates.env.globals.update(caption_parts=caption_parts, placeholder=PLACEHOLDER)
+templates.env.globals.update(caption_parts=caption_parts, placeholder=PLACEHOLDER, size_text=uploads.size_text,
+                             too_large=uploads.too_large)
 templates.env.filters.update(ago=ago, iso=iso, plural=plural)
 
 

@@ -7,7 +7,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 import structlog
@@ -109,18 +109,27 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+ErrorPage = Callable[[dict, int, str], Awaitable[Callable | None]]
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies over a limit with 413 before they are read into memory.
 
     ``limits`` are ``(matches(method, path), limit, message)``: the first that matches wins, else
     ``default`` with a generic message. Both a declared Content-Length and a chunked body that
     keeps coming are caught.
+
+    The refusal is the JSON error shape, unless ``error_page(scope, status, message)`` gives an ASGI
+    response for it (the app's HTML error page for a request from one of its pages, say): the same
+    status and message either way. The connection is closed after a refusal (the body is not read).
     """
 
-    def __init__(self, app, *, default: int, limits: Sequence[tuple[Callable[[str, str], bool], int, str]] = ()):  # noqa: ANN001
+    def __init__(self, app, *, default: int, limits: Sequence[tuple[Callable[[str, str], bool], int, str]] = (),  # noqa: ANN001
+                 error_page: ErrorPage | None = None):
         self.app = app
         self.default = default
         self.limits = list(limits)
+        self.error_page = error_page
 
     def limit_for(self, method: str, path: str) -> tuple[int, str]:
         for matches, limit, message in self.limits:
@@ -137,9 +146,9 @@ class BodyLimitMiddleware:
         limit, message = self.limit_for(scope["method"], scope["path"])
         if declared is not None:
             if not declared.isdigit():
-                return await _reject(send, 400, "bad_request", "Content-Length must be a number of bytes")
+                return await self._reject(scope, send, 400, "bad_request", "Content-Length must be a number of bytes")
             if int(declared) > limit:
-                return await _reject(send, 413, "too_large", message)
+                return await self._reject(scope, send, 413, "too_large", message)
         seen = 0
         started = False
 
@@ -162,7 +171,23 @@ class BodyLimitMiddleware:
             await self.app(scope, receive_limited, send_tracking)
         except _BodyTooLarge:
             if not started:
-                await _reject(send, 413, "too_large", message)
+                await self._reject(scope, send, 413, "too_large", message)
+
+    async def _reject(self, scope, send, status: int, code: str, message: str) -> None:  # noqa: ANN001
+        page = await self.error_page(scope, status, message) if self.error_page is not None else None
+        if page is None:
+            return await _reject(send, status, code, message)
+
+        async def closing(event):  # noqa: ANN001
+            if event["type"] == "http.response.start":
+                headers = [(k, v) for k, v in event.get("headers", []) if k.lower() != b"connection"]
+                event = {**event, "headers": [*headers, (b"connection", b"close")]}
+            await send(event)
+
+        async def no_body() -> dict:  # the body is not read: the page needs none of it
+            return {"type": "http.disconnect"}
+
+        await page(scope, no_body, closing)
 
 
 class _BodyTooLarge(Exception):

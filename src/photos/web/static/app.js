@@ -96,12 +96,13 @@
     document.querySelectorAll("form[data-upload]").forEach(function (form) {
       var input = form.querySelector("input[type=file]");
       var preview = form.querySelector("img.preview");
+      // the server's limit in bytes and its own refusal (photos/uploads.py): one unit, one message
       var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+      var tooLarge = input.getAttribute("data-too-large") || "";
+      tooLarge = tooLarge.charAt(0).toUpperCase() + tooLarge.slice(1);
       input.addEventListener("change", function () {
         var file = input.files && input.files[0];
-        input.setCustomValidity(file && max && file.size > max
-          ? "This file is " + (file.size / 1048576).toFixed(1) + " MiB; the limit is " + (max / 1048576) + " MiB."
-          : "");
+        input.setCustomValidity(file && max && file.size > max ? tooLarge : "");
         input.reportValidity();
         if (preview) {
           if (preview.src.indexOf("blob:") === 0) URL.revokeObjectURL(preview.src);
