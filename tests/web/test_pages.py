@@ -67,6 +67,57 @@ async def test_every_page_renders_logged_in(browser, make_user, make_post, drain
     assert_redirect(await c.get("/signup"), "/")
 
 
+NAV_RE = re.compile(r'<nav class="nav" aria-label="Main">(.*?)</nav>', re.S)
+NAV_LINK_RE = re.compile(r'<a href="([^"]*)"([^>]*)>([^<]*)</a>')
+
+
+def _nav(page) -> dict[str, bool]:  # noqa: ANN001
+    """The main navigation's links: {text: marked as the current page}."""
+    match = NAV_RE.search(page.text)
+    assert match, f"no main nav on {page.request.url}"
+    links = {text: attrs for _, attrs, text in NAV_LINK_RE.findall(match.group(1))}
+    for text, attrs in links.items():
+        assert attrs.strip() in ("", 'aria-current="page"'), (text, attrs)  # no class that styles a link as current
+    return {text: 'aria-current="page"' in attrs for text, attrs in links.items()}
+
+
+async def test_the_nav_marks_the_page_you_are_on_and_no_other(browser, make_user, make_post) -> None:  # noqa: ANN001
+    alice = await make_user("alice")
+    await make_user("bob")
+    post = await make_post(alice, "hello #summit")
+    c = await logged_in(browser, alice)
+    expected = {
+        "/": "Home",
+        "/new": "New post",
+        "/u/alice": "Profile",
+        "/u/alice?deleted=1": "Profile",
+        "/settings": "Settings",
+        "/settings/security": "Settings",
+        "/u/bob": None,  # someone else's profile is not yours
+        f"/p/{post['id']}": None,
+        "/tags/summit": None,
+        "/dev/inbox": None,
+    }
+    for path, current in expected.items():
+        r = await c.get(path)
+        assert r.status_code == 200, path
+        nav = _nav(r)
+        assert set(nav) == {"Home", "New post", "Profile", "Settings"}, (path, nav)
+        assert [text for text, marked in nav.items() if marked] == ([current] if current else []), (path, nav)
+    # the upload form shown again with an error (at /posts) is still the New post page
+    again = await c.post("/posts", data={"csrf_token": await token(c, "/new"), "caption": "no photo"})
+    assert again.status_code == 422 and _nav(again)["New post"]
+    # logged out
+    anon = await browser()
+    for path, current in {"/": None, "/login": "Log in", "/signup": "Sign up", "/u/alice": None}.items():
+        nav = _nav(await anon.get(path))
+        assert set(nav) == {"Log in", "Sign up"}, (path, nav)
+        assert [text for text, marked in nav.items() if marked] == ([current] if current else []), (path, nav)
+    # app.css styles the mark, and has no rule left that styles a link as current without it
+    css = (await anon.get("/static/app.css")).text
+    assert ".nav a[aria-current=page] {" in css and "nav-new" not in css
+
+
 async def test_placeholder_until_thumbnails_exist(browser, make_user, make_post, app) -> None:  # noqa: ANN001
     alice = await make_user("alice")
     worker = app.state.worker
