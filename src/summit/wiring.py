@@ -34,6 +34,11 @@ ADAPTERS: dict[str, dict[str, str]] = {
         "postgresql": "summit.adapters.postgres.queue:PostgresQueue",
         "postgres": "summit.adapters.postgres.queue:PostgresQueue",
     },
+    "search": {
+        "sqlite": "summit.adapters.sqlite.search:SQLiteSearchIndex",  # FTS5
+        "postgresql": "summit.adapters.postgres.search:PostgresSearchIndex",
+        "postgres": "summit.adapters.postgres.search:PostgresSearchIndex",
+    },
     "cdn": {
         "none": "summit.adapters.memory.cdn:NoCdn",
         "varnish": "summit.adapters.varnish.cdn:VarnishCdn",

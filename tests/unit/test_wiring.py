@@ -8,6 +8,7 @@ from summit.adapters.files.objects import FileObjectStore
 from summit.adapters.memory.cache import MemoryCache
 from summit.adapters.memory.objects import MemoryObjectStore
 from summit.adapters.sqlite.database import SQLiteDatabase
+from summit.adapters.sqlite.search import SQLiteSearchIndex
 from summit.wiring import ADAPTERS, WiringError, adapter_class, open_port, scheme_of
 
 
@@ -25,6 +26,7 @@ def test_every_table_entry_names_module_and_class() -> None:
         ("objects", "file://.summit/objects", FileObjectStore),
         ("objects", "memory://", MemoryObjectStore),
         ("cache", "memory://?max_items=10", MemoryCache),
+        ("search", "sqlite:///search.db", SQLiteSearchIndex),
     ],
 )
 def test_adapter_class(port: str, url: str, cls: type) -> None:
@@ -37,7 +39,7 @@ def test_open_port_builds_from_the_url() -> None:
 
 
 def test_unknown_port_lists_the_ports() -> None:
-    with pytest.raises(WiringError, match="unknown port 'kv'; the ports are: cache, cdn, mail, objects, queue, sql"):
+    with pytest.raises(WiringError, match="unknown port 'kv'; the ports are: cache, cdn, mail, objects, queue, search, sql"):
         adapter_class("kv", "memory://")
 
 

@@ -20,6 +20,7 @@ from summit.ports.objects import (
     StoredObject,
 )
 from summit.ports.queue import Message, Queue, QueueError, QueueStats, ReceiptInvalid
+from summit.ports.search import Document, Hit, InvalidQuery, SearchError, SearchIndex, SearchPage, SearchUnavailable
 from summit.ports.sql import (
     CommitUnknown,
     Connection,
@@ -44,9 +45,12 @@ __all__ = [
     "Database",
     "DatabaseError",
     "DatabaseUnavailable",
+    "Document",
+    "Hit",
     "IntegrityError",
     "InvalidKey",
     "InvalidMessage",
+    "InvalidQuery",
     "LocalFile",
     "MailDeliveryError",
     "MailError",
@@ -65,6 +69,10 @@ __all__ = [
     "QueueStats",
     "ReadPosition",
     "ReceiptInvalid",
+    "SearchError",
+    "SearchIndex",
+    "SearchPage",
+    "SearchUnavailable",
     "SentMail",
     "StoredObject",
     "read_position",

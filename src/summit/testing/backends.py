@@ -77,6 +77,11 @@ BACKENDS: dict[str, list[Any]] = {
         param("sqlite://?max_receives=3", id="sqlite-memory"),
         param("postgresql://{engine.location}&max_receives=3", id="postgres", engine="postgres_db", marks=pytest.mark.postgres),
     ],
+    "search": [
+        param("sqlite:///{tmp}/search.db", id="sqlite"),
+        param("sqlite://", id="sqlite-memory"),
+        param("postgresql://{engine.location}", id="postgres", engine="postgres_db", marks=pytest.mark.postgres),
+    ],
     "cdn": [
         param("none://", id="none"),
         # an edge and a regional tier in front of a small origin; purges go to both
@@ -94,12 +99,19 @@ BACKENDS: dict[str, list[Any]] = {
 }
 
 
-def backend_fixture(port: str) -> Any:
-    """The ``backend`` fixture of a contract suite, parametrized over ``port``'s table."""
+def backend_fixture(port: str, *, only: tuple[str, ...] | None = None) -> Any:
+    """The ``backend`` fixture of a contract suite, parametrized over ``port``'s table (the lines
+    whose ids ``only`` names, when a test module runs the suite on one adapter's lines)."""
     if port not in BACKENDS:
         raise ValueError(f"no table of adapters for port {port!r}; the tables are: {', '.join(sorted(BACKENDS))}")
+    lines = BACKENDS[port]
+    if only is not None:
+        unknown = sorted(set(only) - {line.id for line in lines})
+        if unknown:
+            raise ValueError(f"no line {', '.join(unknown)} in the {port} table; its lines are: {', '.join(line.id for line in lines)}")
+        lines = [line for line in lines if line.id in only]
 
-    @pytest.fixture(params=BACKENDS[port], name="backend")
+    @pytest.fixture(params=lines, name="backend")
     def backend(self: object, request: pytest.FixtureRequest, tmp_path: Any) -> Backend:
         entry: Entry = request.param
         engine = request.getfixturevalue(entry.engine) if entry.engine else None

@@ -1,1 +1,1 @@
-"""Embedded adapters on SQLite: the sql port (WAL mode) and a durable queue."""
+"""Embedded adapters on SQLite: the sql port (WAL mode), a durable queue, and a search index (FTS5)."""
