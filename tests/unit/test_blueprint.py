@@ -36,6 +36,18 @@ def test_defaults_are_stage_1() -> None:
     assert "SQLite" in blueprint.description
 
 
+def test_the_search_port_per_stage(tmp_path: Path) -> None:
+    """Stage 1: FTS5 in a file of its own; from 1+ the stage's PostgreSQL, as the sql port."""
+    assert load_blueprint(environ={}).port_url("search") == "sqlite:///.summit/search.db"
+    for stage in ("1+", "1k", "10k"):
+        assert load_blueprint(environ={}, overrides={"stage": stage}).ports.search == "{postgres}"
+    data = tmp_path / "data"
+    (data / "run").mkdir(parents=True)
+    (data / "run" / "endpoints.json").write_text('{"postgres": "postgresql://summit@127.0.0.1:6432/summit?passfile=/p&prepared_statements=off"}')
+    running = load_blueprint(environ={}, overrides={"stage": "1+", "data_dir": str(data)})
+    assert running.port_url("search") == running.port_url("sql") == "postgresql://summit@127.0.0.1:6432/summit?passfile=/p&prepared_statements=off"
+
+
 def test_stage_names_start_with_1() -> None:
     assert stage_names()[0] == "1"
 

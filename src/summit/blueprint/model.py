@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 ENV_PREFIX = "SUMMIT_"
 DEFAULT_FILE = "summit.toml"
@@ -40,6 +40,7 @@ class Ports(_Section):
     cache: str = Field(description="URL of the cache (cache port)")
     queue: str = Field(description="URL of the work queue (queue port)")
     mail: str = Field(description="URL of the mailer (mail port)")
+    search: str = Field(description="URL of the full-text search index (search port)")
     cdn: str = Field("none://", description="URL of the CDN to purge (cdn port); none:// where no CDN runs")
 
 
@@ -52,6 +53,9 @@ class Server(_Section):
     processes: int = Field(1, ge=1, le=64)
     # addresses (comma-separated) whose X-Forwarded-For the app believes: the load balancer's, nobody else's
     trusted_proxies: str = ""
+    # once the app has started, move what it built into the garbage collector's permanent
+    # generation and collect the youngest generation less often (see summit/web/serving.py)
+    gc_tuning: bool = True
 
     @property
     def serving_processes(self) -> int:
@@ -162,19 +166,33 @@ def _import(module: str, key: str) -> ModuleType:
         raise BlueprintError(f"{key}: cannot import {module!r} ({error}); check the name, or install the app") from None
 
 
+def _load_function(path: str, key: str) -> Callable[..., Any]:
+    module, _, name = path.partition(":")
+    found = getattr(_import(module, key), name, None)
+    if not callable(found):
+        raise BlueprintError(f"{key}: {module!r} has no function {name!r}")
+    return found
+
+
 class App(_Section):
     """The application the platform serves, named by import path: the platform finds the app's
     factory and migrations through these names and never imports the app's code by itself."""
 
     factory: str = Field(description="the app's ASGI factory, 'package.module:function'")
     migrations: str = Field(description="the package of the app's Alembic history; '' if it keeps no tables")
+    # `summit search reindex` feeds the search port from it: an async generator function
+    # (platform) -> documents (summit.ports.Document, or (kind, id, fields, rank) tuples)
+    search_documents: str = Field("", description="the app's search documents, 'package.module:function'; '' if it has none")
 
-    @field_validator("factory")
+    @field_validator("factory", "search_documents")
     @classmethod
-    def _factory_path(cls, value: str) -> str:
+    def _function_path(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "search_documents" and not value:
+            return value
         module, colon, name = value.partition(":")
         if not (colon and _is_module_path(module) and name.isidentifier()):
-            raise ValueError("must be 'package.module:function', e.g. 'photos.app:create_app'")
+            example = "photos.app:create_app" if info.field_name == "factory" else "photos.search:documents"
+            raise ValueError(f"must be 'package.module:function', e.g. '{example}'")
         return value
 
     @field_validator("migrations")
@@ -186,11 +204,11 @@ class App(_Section):
 
     def load_factory(self) -> Callable[..., Any]:
         """Import the factory (what the server will call), or raise BlueprintError naming app.factory."""
-        module, _, name = self.factory.partition(":")
-        found = getattr(_import(module, "app.factory"), name, None)
-        if not callable(found):
-            raise BlueprintError(f"app.factory: {module!r} has no function {name!r}")
-        return found
+        return _load_function(self.factory, "app.factory")
+
+    def load_search_documents(self) -> Callable[..., Any] | None:
+        """Import the app's search documents generator (None if it names none), or BlueprintError."""
+        return _load_function(self.search_documents, "app.search_documents") if self.search_documents else None
 
     def find_factory(self) -> None:
         """Check that the factory's module exists without importing it (a supervisor that only
