@@ -94,6 +94,19 @@ comments = Table(
     Index("ix_comments_author_id", "author_id"),
 )
 
+# The hashtags of comments, kept like a caption's in post_tags: a tag's page lists the posts whose
+# caption or comments carry it. A comment's rows go with the comment (deleted with it, or with its
+# post or its author); post_id is the comment's post, so a tag's page needs no join through comments.
+comment_tags = Table(
+    "comment_tags",
+    metadata,
+    Column("comment_id", BigInteger, ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(100), primary_key=True),
+    Column("post_id", BigInteger, ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
+    Index("ix_comment_tags_tag", "tag", "post_id"),
+    Index("ix_comment_tags_post_id", "post_id"),
+)
+
 # A POST's response, kept so that a retry with the same Idempotency-Key replays it.
 idempotency_keys = Table(
     "idempotency_keys",

@@ -181,3 +181,73 @@ async def test_twin_likes_and_follows_at_the_same_moment_count_once(client, make
     follows = await asyncio.gather(*(client.put(f"/api/v1/users/{alice.username}/follow", headers=bob.auth) for _ in range(4)))
     assert [r.status_code for r in follows] == [200] * 4
     assert (await client.get(f"/api/v1/posts/{post['id']}", headers=bob.auth)).json()["like_count"] == 1
+
+
+# ---- hashtags in comments -----------------------------------------------------------------------
+async def _comment_tag_rows(app) -> set[tuple[str, str, str]]:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from photos import schema
+
+    async with app.state.ctx.db.read(after_write=True) as conn:
+        rows = (await conn.execute(select(schema.comment_tags))).all()
+    return {(str(r.comment_id), r.tag, str(r.post_id)) for r in rows}
+
+
+async def _tag_page(client, tag: str, **params) -> list[str]:  # noqa: ANN001
+    r = await client.get(f"{API}/tags/{tag}", params=params)
+    assert r.status_code == 200, r.text
+    return [p["id"] for p in r.json()["items"]]
+
+
+async def test_a_tag_in_a_comment_puts_the_post_on_the_tag_page(app, client, make_user, make_post):
+    """A tag's page lists the posts whose caption or comments carry the tag, each once, newest first."""
+    alice, bob = await make_user(), await make_user()
+    only_comment = await make_post(alice, "a quiet lake")
+    in_caption = await make_post(alice, "#Sunset at the pier")
+    both = await make_post(bob, "#sunset again")
+    await make_post(bob, "nothing tagged")
+    r = await client.post(f"{API}/posts/{only_comment['id']}/comments", headers=bob.auth, json={"body": "What a #Sunset! #sunset, #gold_hour"})
+    assert r.status_code == 201, r.text
+    tagged = r.json()
+    assert tagged["tags"] == ["sunset", "gold_hour"]
+    plain = (await client.post(f"{API}/posts/{both['id']}/comments", headers=alice.auth, json={"body": "no tags here"})).json()
+    assert plain["tags"] == []
+    await client.post(f"{API}/posts/{both['id']}/comments", headers=alice.auth, json={"body": "#SUNSET indeed"})
+
+    assert await _tag_page(client, "sunset") == [both["id"], in_caption["id"], only_comment["id"]]
+    assert await _tag_page(client, "Gold_Hour") == [only_comment["id"]]
+    listed = (await client.get(f"{API}/posts/{only_comment['id']}/comments")).json()["items"]
+    assert [c["tags"] for c in listed] == [["sunset", "gold_hour"]]
+    # pages of one: every post once, in order, whichever carries the tag
+    seen, cursor = [], None
+    while True:
+        body = (await client.get(f"{API}/tags/sunset", params={"limit": 1} | ({"cursor": cursor} if cursor else {}))).json()
+        seen += [p["id"] for p in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [both["id"], in_caption["id"], only_comment["id"]]
+
+    # deleting the comment takes its tags with it
+    assert (await client.delete(f"{API}/comments/{tagged['id']}", headers=bob.auth)).status_code == 204
+    assert await _tag_page(client, "gold_hour") == []
+    assert await _tag_page(client, "sunset") == [both["id"], in_caption["id"]]
+    assert not any(comment_id == tagged["id"] for comment_id, _, _ in await _comment_tag_rows(app))
+    # a post whose only tag was in its caption keeps its place when the caption's tag goes, if a comment has it
+    await client.patch(f"{API}/posts/{both['id']}", headers=bob.auth, json={"caption": "untagged now"})
+    assert await _tag_page(client, "sunset") == [both["id"], in_caption["id"]]
+    # deleting the post takes its comments' tags too
+    assert (await client.delete(f"{API}/posts/{both['id']}", headers=bob.auth)).status_code == 204
+    assert await _tag_page(client, "sunset") == [in_caption["id"]]
+    assert await _comment_tag_rows(app) == set()
+
+
+async def test_tags_of_a_deleted_account_s_comments_go_with_it(app, client, make_user, make_post):
+    alice, bob = await make_user(), await make_user()
+    post = await make_post(alice, "hello")
+    await client.post(f"{API}/posts/{post['id']}/comments", headers=bob.auth, json={"body": "#welcome"})
+    assert await _tag_page(client, "welcome") == [post["id"]]
+    assert (await client.delete(f"{API}/me", headers=bob.auth)).status_code == 204
+    assert await _tag_page(client, "welcome") == []
+    assert await _comment_tag_rows(app) == set()

@@ -464,6 +464,30 @@ async def test_a_photo_one_byte_over_the_limit_is_refused_on_the_form_with_the_s
     assert (await client.get("/api/v1/me", headers=alice.auth)).json()["posts"] == 0
 
 
+async def test_hashtags_in_comments_are_linked_and_list_the_post_on_the_tag_page(browser, client, make_user, make_post) -> None:  # noqa: ANN001
+    alice, bob = await make_user("alice"), await make_user("bob")
+    post = await make_post(alice, "a quiet lake")
+    pid = post["id"]
+    b = await logged_in(browser, bob)
+    anon = await browser()
+    assert f'href="/p/{pid}"' not in (await anon.get("/tags/golden")).text
+    r = await post_form(b, f"/p/{pid}/comments", f"/p/{pid}", body="So #Golden <b>now</b> #x_1")
+    assert r.status_code == 303
+    cid = r.headers["location"].split("#c")[1]
+    page = await anon.get(f"/p/{pid}")
+    body = re.search(r'<span class="comment-body">(.*?)</span></p>', page.text, re.S)
+    assert body, page.text[:500]
+    assert body.group(1) == ('So <a class="tag" href="/tags/golden">#Golden</a> &lt;b&gt;now&lt;/b&gt; '
+                             '<a class="tag" href="/tags/x_1">#x_1</a>'), body.group(1)
+    tagged = await anon.get("/tags/golden")
+    assert tagged.status_code == 200 and f'href="/p/{pid}"' in tagged.text
+    assert "Posts whose caption or comments carry #golden" in tagged.text
+    # deleting the comment through its form takes the post off the tag's page
+    assert_redirect(await post_form(b, f"/comments/{cid}/delete", f"/p/{pid}", next=f"/p/{pid}#comments"), f"/p/{pid}#comments")
+    assert f'href="/p/{pid}"' not in (await anon.get("/tags/golden")).text
+    assert "No posts with this tag yet" in (await anon.get("/tags/x_1")).text
+
+
 # ---- authorization --------------------------------------------------------------------------------
 async def test_b_cannot_delete_or_edit_as_post_or_comment(browser, client, make_user, make_post) -> None:  # noqa: ANN001
     alice, bob = await make_user("alice"), await make_user("bob")

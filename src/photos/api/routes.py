@@ -114,6 +114,7 @@ async def get_user_posts(username: str, viewer: Viewer, ctx: Ctx, cursor: Cursor
 
 @router.get("/tags/{tag}", responses={200: {"model": v.PostPage}, **ERRORS}, tags=["posts"])
 async def get_tag(tag: str, viewer: Viewer, ctx: Ctx, cursor: Cursor = None, limit: Limit = None) -> Response:
+    """Posts whose caption or comments carry the tag (`#` and case do not matter), newest first."""
     return _json(v.page(await posts.tag_posts(ctx, tag, viewer_id=viewer, cursor=cursor, limit=limit), v.post))
 
 

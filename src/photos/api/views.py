@@ -67,7 +67,8 @@ def post(p: Post) -> dict[str, Any]:
 
 
 def comment(c: Comment) -> dict[str, Any]:
-    return {"id": str(c.id), "post_id": str(c.post_id), "author": user_brief(c.author), "body": c.body, "created_at": iso(c.created_at)}
+    return {"id": str(c.id), "post_id": str(c.post_id), "author": user_brief(c.author), "body": c.body, "tags": c.tags,
+            "created_at": iso(c.created_at)}
 
 
 def page(pg: Page, render) -> dict[str, Any]:  # noqa: ANN001
@@ -139,6 +140,7 @@ class CommentOut(BaseModel):
     post_id: str
     author: UserBriefOut
     body: str
+    tags: list[str]  # its hashtags, lower-cased: the post is listed on each of these tags' pages
     created_at: str
 
 

@@ -98,7 +98,7 @@ def clean_text(value: Any, name: str, *, max_length: int, multiline: bool = Fals
 
 
 def extract_tags(caption: str) -> list[str]:
-    """Hashtags of a caption, lower-cased, in order of first appearance, at most MAX_TAGS."""
+    """Hashtags of a caption or a comment, lower-cased, in order of first appearance, at most MAX_TAGS."""
     seen: dict[str, None] = {}
     for match in TAG_RE.finditer(caption):
         seen.setdefault(match.group(1).lower(), None)
@@ -172,6 +172,7 @@ class Comment:
     author: UserBrief
     body: str
     created_at: float
+    tags: list[str] = field(default_factory=list)  # its hashtags: the post is on these tags' pages too
 
 
 @dataclass(frozen=True)

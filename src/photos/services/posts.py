@@ -157,11 +157,13 @@ async def user_posts(
 async def tag_posts(
     ctx: Context, tag: str, *, viewer_id: int | None = None, cursor: str | None = None, limit: int | None = None
 ) -> Page:
+    """Posts whose caption or comments carry ``tag``, newest first."""
     tag = str(tag).lstrip("#").lower()
     if not extract_tags("#" + tag) == [tag]:
         raise Invalid("a tag is 1-100 letters, digits or '_'", field="tag")
-    tagged = select(schema.post_tags.c.post_id).where(schema.post_tags.c.tag == tag)
-    return await _page(ctx, select(p.id).where(p.id.in_(tagged)), cursor, limit, viewer_id)
+    in_captions = select(schema.post_tags.c.post_id).where(schema.post_tags.c.tag == tag)
+    in_comments = select(schema.comment_tags.c.post_id).where(schema.comment_tags.c.tag == tag)
+    return await _page(ctx, select(p.id).where(or_(p.id.in_(in_captions), p.id.in_(in_comments))), cursor, limit, viewer_id)
 
 
 async def make_thumbnails(ctx: Context, post_id: int) -> None:

@@ -15,11 +15,12 @@ from summit.security import Principal
 from photos import policies, schema
 from photos.errors import Invalid, NotFound
 from photos.services import reads
-from photos.services.common import Comment, Context, Page, UserBrief, clean_text, now, page_size, parse_cursor
+from photos.services.common import Comment, Context, Page, UserBrief, clean_text, extract_tags, now, page_size, parse_cursor
 
 MAX_COMMENT = 1000
 T = TypeVar("T")
 f, lk, c, u, p = schema.follows.c, schema.likes.c, schema.comments.c, schema.users.c, schema.posts.c
+ct = schema.comment_tags.c
 
 
 async def _user_id(conn, username: str) -> int:  # noqa: ANN001
@@ -97,7 +98,7 @@ async def unlike(ctx: Context, user_id: int, post_id: int) -> int:
 
 def _comment(ctx: Context, row) -> Comment:  # noqa: ANN001
     author = UserBrief(row.author_id, row.username, row.display_name, ctx.media_url(row.avatar_key))
-    return Comment(row.id, row.post_id, author, row.body, row.created_at)
+    return Comment(row.id, row.post_id, author, row.body, row.created_at, extract_tags(row.body))
 
 
 def _comment_query():  # noqa: ANN202
@@ -115,6 +116,9 @@ async def add_comment(ctx: Context, author_id: int, post_id: int, body: object) 
             insert(schema.comments).values(id=comment_id, post_id=post_id, author_id=author_id, body=body, created_at=now())
         )
         await conn.execute(update(schema.posts).where(p.id == post_id).values(comment_count=p.comment_count + 1))
+        tags = extract_tags(body)  # the post is on these tags' pages too, as long as the comment lives
+        if tags:
+            await conn.execute(insert(schema.comment_tags), [{"comment_id": comment_id, "tag": tag, "post_id": post_id} for tag in tags])
         row = (await conn.execute(_comment_query().where(c.id == comment_id))).one()
     await reads.forget_posts(ctx, [post_id])
     return _comment(ctx, row)
@@ -140,6 +144,7 @@ async def delete_comment(ctx: Context, actor: Principal, comment_id: int) -> Non
             raise NotFound("no such comment")
         await ctx.access.authorize(actor, "photos:DeleteComment", policies.comment_arn(comment_id), policies.owner(row.author_id),
                                    message="only the author or a moderator can delete this comment")
+        await conn.execute(delete(schema.comment_tags).where(ct.comment_id == comment_id))  # its tags go with it
         await conn.execute(delete(schema.comments).where(c.id == comment_id))
         await conn.execute(update(schema.posts).where(p.id == row.post_id).values(comment_count=p.comment_count - 1))
     await reads.forget_posts(ctx, [row.post_id])

@@ -1,8 +1,9 @@
 """Template rendering shared by the UI's routes and the app's error handlers, and the request helpers
 every page module uses (``routes`` for photos and people, ``account_routes`` for accounts).
 
-Everything a template prints is autoescaped by Jinja. Captions are split into text and hashtag
-tokens here, in Python, so that a template links each tag while still escaping every piece.
+Everything a template prints is autoescaped by Jinja. Captions and comments are split into text
+and hashtag tokens here, in Python, so that a template links each tag while still escaping every
+piece.
 """
 
 from __future__ import annotations
