@@ -48,10 +48,10 @@ def wait_http(url: str, *, timeout: float = 30.0, process: procs.Started | None 
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def granian_argv(target: str, port: int, *, factory: bool = False) -> list[str]:
-    """granian with the settings ``summit up`` uses (ASGI, one worker, no access log)."""
+def granian_argv(target: str, port: int, *, factory: bool = False, workers: int = 1) -> list[str]:
+    """granian with the settings ``summit up`` uses (ASGI, one worker by default, no access log)."""
     granian = Path(sys.executable).with_name("granian")
-    argv = [str(granian) if granian.exists() else "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log"]
+    argv = [str(granian) if granian.exists() else "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"]
     if factory:
         argv.append("--factory")
     return [*argv, target]

@@ -52,13 +52,21 @@ def _kpis(report: dict[str, Any], workload: dict[str, Any]) -> str:
 
 
 def _key_figures(report: dict[str, Any]) -> str:
-    rows = [[f.label, UNCOUNTED if f.value is None else f.value, f.target] for f in headline.figures(report)]
+    verdicts = {True: "met", False: "not met", None: "-"}
+    rows = [[f.label, UNCOUNTED if f.value is None else f.value, f.target, verdicts[f.met]] for f in headline.figures(report)]
     return (
         "<h2>Key figures</h2>"
         '<p class="muted">Ratios against baselines of this run (so they hold on a shared machine), beside what good looks like '
-        "at stage 1. Counter figures come from the server's <code>/metrics</code>, scraped before and after each measured phase.</p>"
-        + table(["figure", "value", "stage-1 target"], rows)
+        "(the stage-1 targets; from 1k, those of the front door and the content tier). Counter figures come from every app "
+        "server's <code>/metrics</code>, scraped before and after each measured phase and added up.</p>"
+        + table(["figure", "value", "target", ""], rows)
     )
+
+
+def _front_door(row: dict[str, Any]) -> Any:
+    """The row against its baseline through the front door: nginx's photo for ``media``, the hello for the rest."""
+    value = row.get("ratio_to_nginx_front_door") if row.get("key") == "media" else row.get("ratio_to_hello_front_door")
+    return "-" if value is None else value
 
 
 def _raw(report: dict[str, Any], extra: dict[str, Any]) -> str:
@@ -66,7 +74,8 @@ def _raw(report: dict[str, Any], extra: dict[str, Any]) -> str:
     hello = baselines.get("asgi_hello_rps")
     rows = [
         [r["name"], f'{r["method"]} {r["path"]}', r["rps"], r["ratio_to_hello"], r["p50_ms"], r["p99_ms"], r.get("cpu_ms_per_request"),
-         _counted(r, "sql_statements_per_request"), _counted(r, "cache_hit_ratio", as_percent=True), r.get("ratio_to_nginx_same_file", "-")]
+         _counted(r, "sql_statements_per_request"), _counted(r, "cache_hit_ratio", as_percent=True), r.get("ratio_to_nginx_same_file", "-"),
+         _front_door(r)]
         for r in report["raw"]
     ]
     photo_kb = f' ({fmt((extra.get("media_photo_bytes") or 0) / 1000)} kB)' if extra.get("media_photo_bytes") else ""
@@ -74,16 +83,19 @@ def _raw(report: dict[str, Any], extra: dict[str, Any]) -> str:
         ["ASGI hello (granian)", "GET /", hello, 1.0 if hello else None],
         ["nginx static 1 KiB", "GET /1k.bin", baselines.get("nginx_static_rps"), ratio(baselines.get("nginx_static_rps"), hello)],
         ["nginx the app's photo", f"GET /photo.jpg{photo_kb}", baselines.get("nginx_photo_rps"), ratio(baselines.get("nginx_photo_rps"), hello)],
+        ["hello behind HAProxy", "GET / (the stage's HAProxy render, as many hello servers as app servers)", baselines.get("hello_front_door_rps"), ratio(baselines.get("hello_front_door_rps"), hello)],
+        ["nginx photo behind HAProxy", f"GET /media/<photo>{photo_kb} (nginx in the CDN's place)", baselines.get("nginx_front_door_photo_rps"), ratio(baselines.get("nginx_front_door_photo_rps"), hello)],
         ["redis-benchmark GET/SET", "-", baselines.get("redis_ops"), None],
         ["pgbench -S", "-", baselines.get("pgbench_tps"), None],
     ]
     detail = extra.get("baseline_detail") or {}
     for row in base_rows:
         d = detail.get(row[0]) or {}
-        row += [d.get("p50_ms"), d.get("p99_ms"), d.get("cpu_ms_per_request"), "-", "-", "-"]
+        row += [d.get("p50_ms"), d.get("p99_ms"), d.get("cpu_ms_per_request"), "-", "-", "-", "-"]
         if row[2] is None:
             row[2] = NOT_MEASURED if "redis" in row[0] or "pgbench" in row[0] else "-"
-    headers = ["endpoint", "request", "req/s", "/ hello", "p50 ms", "p99 ms", "server CPU ms/req", "SQL statements/req", "cache hits", "/ nginx, same file"]
+    headers = ["endpoint", "request", "req/s", "/ hello", "p50 ms", "p99 ms", "server CPU ms/req", "SQL statements/req", "cache hits", "/ nginx, same file",
+               "/ the same via HAProxy (hello; media: nginx)"]
     names = ["ASGI hello", "nginx static"] + [r["name"] for r in report["raw"]]
     values = [hello, baselines.get("nginx_static_rps")] + [r["rps"] for r in report["raw"]]
     return (

@@ -37,6 +37,7 @@ class Options:
     request_timeout: float = 10.0
     probes: int = 6
     skip_raw: bool = False
+    raw_only: tuple[str, ...] | None = None  # the raw endpoints to run, by short name (None: all of them)
     keep: bool = False
     nice: int | None = None
     command: str = ""

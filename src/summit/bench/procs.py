@@ -70,6 +70,27 @@ def unpin_self(old: set[int] | None) -> None:
         os.sched_setaffinity(0, old)
 
 
+def pin_tree(pid: int, core: int | None) -> int:
+    """Pin every thread of ``pid``'s process tree to ``core`` (threads and children it makes later
+    inherit it); the number of threads pinned. For processes another one started (the app
+    servers of a stage, under its supervisor), where ``taskset`` on the command line cannot reach."""
+    if core is None or not hasattr(os, "sched_setaffinity"):
+        return 0
+    pinned_threads = 0
+    for proc in tree(pid):
+        try:
+            tids = [int(entry.name) for entry in Path(f"/proc/{proc.pid}/task").iterdir()]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, {core})
+                pinned_threads += 1
+            except OSError:  # gone meanwhile, or not ours
+                pass
+    return pinned_threads
+
+
 @dataclass
 class Started:
     """A process the bench started, in its own session (process group)."""

@@ -60,7 +60,11 @@ def measure(session: Session, started_at: str) -> dict[str, Any]:
     if session.parts:  # the stage's parts apart (disjoint, so "other processes" stays what the stage did not use)
         for name, group in session.parts.items():
             session.monitor.watch(name, group)
-        session.notes.append(stage.server_note(blueprint))
+        session.notes.append(stage.server_note(blueprint, session.parts))
+        pinning = stage.pinning_note(session, blueprint)
+        if pinning:
+            session.notes.append(pinning)
+            extra["settings"]["engines_pinned"] = False
     elif session.server_pid:
         session.monitor.watch("app", session.server_pid)
     session.monitor.start()
@@ -71,6 +75,7 @@ def measure(session: Session, started_at: str) -> dict[str, Any]:
     raw_rows = baselines_and_raw(session, report, blueprint, target.url, data, target.media)
     photo, probe = probe_stage(session, report, target.url, data, blueprint.workload, raw_rows, rest["idle_server_cpu"])
     cpu = demands.per_scenario_cpu(raw_rows, probe)
+    warm_cache(session, target.url, data)
     mixed = run_mix(session, report, target.url, data, photo, blueprint.workload, cpu)
     fill_demands(session, report, blueprint, mixed.steps, cpu, probe, raw_rows)
     assemble.fill_counters(report, session, mixed.deltas, raw_rows)
@@ -144,6 +149,18 @@ def probe_stage(session: Session, report: dict[str, Any], url: str, data: Seeded
         )
     report["extra"]["probes"] = probe
     return photo, probe
+
+
+def warm_cache(session: Session, url: str, data: Seeded) -> None:
+    session.phase(f"warming the cache: each of the {len(data.users)} seeded users' feed read once", "warm")
+    try:
+        read = seeding.warm_feeds(session, url, data)
+    except TimeoutError:
+        read = 0
+    session.notes.append(
+        f"before the mix, each seeded user's feed was read once ({read} of {len(data.users)} answered 200): the mix starts with a "
+        "warm cache, so its share of feed reads reaching the database is what writes and expiries send there"
+    )
 
 
 def run_mix(session: Session, report: dict[str, Any], url: str, data: Seeded, photo: bytes, workload: Any, cpu: dict[str, float | None]) -> mix.Mixed:

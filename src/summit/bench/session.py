@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from summit.bench import procs
+from summit.bench import counters, procs
 from summit.bench.options import BenchError, Options
 
 
@@ -30,6 +30,10 @@ class Session:
         # the server's parts when the stage runs engines ("app", "database", "supervisor"), measured
         # apart; empty at stage 1 (one process) or when they cannot be seen
         self.parts: dict[str, procs.Group] = {}
+        # each app server's own URL when the stage has several (or runs under a supervisor), from its
+        # state file: their /metrics are scraped one by one and added up; empty: the public URL's
+        self.app_servers: list[str] = []
+        self.haproxy_stats: str | None = None  # the statistics address of the stage's HAProxy, if it has one
         self.server_core, self.client_core = procs.pin_plan()
         self.old_affinity: set[int] | None = None
         self.old_nice: int | None = None
@@ -67,6 +71,10 @@ class Session:
 
     def server_rss(self) -> int | None:
         return procs.tree_rss(procs.tree(self.server_pid)) if self.server_pid else None
+
+    def meter(self, url: str) -> counters.Meter:
+        """The app's counters around a phase: every app server's, added up (``url``'s alone at stage 1)."""
+        return counters.Meter(counters.server_urls(url, self.app_servers))
 
     def part_cpu(self) -> dict[str, float]:
         """CPU seconds of each part of the server now ({} when it has none)."""

@@ -31,6 +31,20 @@ def _rates(text: str | None) -> list[float] | None:
     return rates
 
 
+def _only(text: str | None) -> tuple[str, ...] | None:
+    from summit.bench.phases.raw import ENDPOINTS
+
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    known = [e.key for e in ENDPOINTS]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        console.print(f"[red]error:[/red] --only takes raw endpoint names, comma-separated: {', '.join(known)}" + (f" (not {', '.join(unknown)})" if unknown else ""))
+        raise typer.Exit(2)
+    return names
+
+
 @bench_app.command("run")
 def run(
     url: Annotated[Optional[str], typer.Option(help="A running stage on loopback, e.g. http://127.0.0.1:8000.")] = None,
@@ -48,6 +62,7 @@ def run(
     refine: Annotated[int, typer.Option(min=0, max=6, help="Bisections between the last rate held and the first not held.")] = 2,
     probes: Annotated[int, typer.Option(min=1, max=100, help="Sequential uploads and sign-ups to measure their CPU.")] = 6,
     skip_raw: Annotated[bool, typer.Option("--skip-raw", help="No wrk runs (raw endpoints, baselines).")] = False,
+    only: Annotated[Optional[str], typer.Option(help="Raw endpoints to run, by name, comma-separated (healthz, profile, feed, post, photo, media, like, follow, comment); default: all.")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary directory (data, server logs).")] = False,
     nice: Annotated[Optional[int], typer.Option(min=-20, max=19, help="Niceness of every process of the bench (negative needs root): keeps other work on a shared machine from skewing the figures.")] = None,
 ) -> None:
@@ -66,7 +81,7 @@ def run(
     options = Options(
         url=url, data_dir=data_dir, start=start, stage=stage, config=config, duration=duration, rates=_rates(rates), out=out,
         raw_seconds=raw_seconds, photo_bytes=photo_bytes, users=users, posts=posts, refine=refine, probes=probes,
-        skip_raw=skip_raw, keep=keep, nice=nice, command="summit bench " + shlex.join(sys.argv[sys.argv.index("run"):] if "run" in sys.argv else sys.argv[1:]),
+        skip_raw=skip_raw, raw_only=_only(only), keep=keep, nice=nice, command="summit bench " + shlex.join(sys.argv[sys.argv.index("run"):] if "run" in sys.argv else sys.argv[1:]),
     )
     try:
         report, json_path, html_path = run_bench(options, console)

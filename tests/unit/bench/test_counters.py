@@ -130,3 +130,77 @@ def test_meter_scrapes_a_real_server_around_a_phase() -> None:
         server.server_close()
         thread.join(timeout=5)
     assert counters.scrape(f"http://127.0.0.1:{port}") is None  # nothing there any more: not measured
+
+
+# ---- several app servers (stage 1k and after: HAProxy in front, each server its own counters) ----
+def test_the_counters_of_several_servers_are_added_up() -> None:
+    one, two = App(), App()
+    one.request("GET", "/api/v1/feed", sql=9)  # before the phase: not counted
+    before = [one.scrape(), two.scrape()]
+    one.request("GET", "/api/v1/feed", sql=2, misses={"feed": 1})
+    two.request("GET", "/api/v1/feed", hits={"feed": 1})
+    two.request("GET", "/api/v1/feed", hits={"feed": 1})
+    two.request("GET", "/api/v1/posts/{post_id}", sql=1, misses={"post": 1})
+    summed = counters.summed_delta(before, [one.scrape(), two.scrape()])
+    figs = counters.figures(summed)
+    assert figs["requests"] == 4
+    assert figs["feed_db_share"] == pytest.approx(1 / 3)  # 3 feed reads over the two servers, 1 reached SQL
+    assert figs["cache_hit_ratio"] == 0.5 and figs["cache_lookups"] == 4
+    assert figs["sql_statements_per_request"] == pytest.approx(3 / 4)
+    # one server that could not be read measures nothing: a part of the servers is not the truth
+    assert counters.summed_delta(before, [one.scrape(), None]) is None
+    assert counters.summed_delta([], []) is None
+    assert counters.summed_delta(before, [one.scrape()]) is None  # not the same servers
+
+
+def test_a_server_restarted_between_scrapes_counts_from_zero() -> None:
+    old = App()
+    for _ in range(5):
+        old.request("GET", "/api/v1/feed", sql=1)
+    before = old.scrape()
+    new = App()  # the same server after a restart: its counters start again
+    new.request("GET", "/api/v1/feed", sql=1)
+    new.request("GET", "/api/v1/feed")
+    figs = counters.figures(counters.delta(before, new.scrape()))
+    assert figs["requests"] == 2 and figs["sql_statements_per_request"] == 0.5  # not 2 - 5
+
+
+def test_health_checks_are_left_out_of_the_workload() -> None:
+    app = App()
+    before = app.scrape()
+    app.request("GET", "/api/v1/feed", hits={"feed": 1})
+    for _ in range(3):  # HAProxy's and Varnish's checks while the phase ran
+        app.request("GET", "/healthz", sql=1)
+    delta = counters.delta(before, app.scrape())
+    assert counters.figures(delta)["requests"] == 4
+    work = counters.figures(delta, ignored=counters.WORKLOAD_ONLY)
+    assert work["requests"] == 1 and work["sql_statements_per_request"] == 0.0 and work["read_db_share"] == 0.0
+    assert "GET /healthz" not in work["db_share_by_route"]
+
+
+def test_where_to_scrape() -> None:
+    assert counters.server_urls("http://127.0.0.1:8000") == ["http://127.0.0.1:8000"]
+    assert counters.server_urls("http://127.0.0.1:8000", ["http://127.0.0.1:21001", "http://127.0.0.1:21002"]) == [
+        "http://127.0.0.1:21001", "http://127.0.0.1:21002",
+    ]
+
+
+def test_meter_scrapes_every_server_and_adds_them_up() -> None:
+    apps = [App(), App()]
+    servers = []
+    try:
+        for app in apps:
+            port = free_port()
+            servers.append((port, *start_http_server(port, addr="127.0.0.1", registry=app.registry)))
+        meter = counters.Meter([f"http://127.0.0.1:{port}" for port, _, _ in servers])
+        with meter.phase() as reading:
+            apps[0].request("GET", "/api/v1/feed", sql=1, misses={"feed": 1})
+            apps[1].request("GET", "/api/v1/feed", hits={"feed": 1})
+            apps[1].request("GET", "/api/v1/feed", hits={"feed": 1})
+        figs = counters.figures(reading.delta)
+        assert figs["requests"] == 3 and figs["feed_db_share"] == pytest.approx(1 / 3)
+    finally:
+        for _, server, thread in servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)

@@ -264,3 +264,151 @@ def test_the_post_read_is_set_against_pgbench(session: Session, monkeypatch: pyt
     r = report.empty_report("1+", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
     r["raw"] = [row]
     assert {f.key: f.value for f in headline.figures(r)}["post_per_pgbench"] == 0.25
+
+
+# ---- from stage 1k: several app servers, HAProxy in front, the content tier at 10k ----
+RECORD_10K = {
+    "pid": 200, "ready": True,
+    "processes": [
+        {"name": "postgres-primary", "kind": "postgres", "pid": 201, "address": "127.0.0.1:21001"},
+        {"name": "pgbouncer-primary", "kind": "pgbouncer", "pid": 202, "address": "127.0.0.1:21002"},
+        {"name": "redis", "kind": "redis", "pid": 203, "address": "127.0.0.1:21003"},
+        {"name": "seaweedfs", "kind": "seaweedfs", "pid": 204, "address": "127.0.0.1:21004"},
+        {"name": "web-1", "kind": "app", "pid": 205, "address": "127.0.0.1:21005"},
+        {"name": "web-2", "kind": "app", "pid": 206, "address": "127.0.0.1:21006"},
+        {"name": "varnish-regional", "kind": "varnish", "pid": 207, "address": "127.0.0.1:21007"},
+        {"name": "varnish-edge", "kind": "varnish", "pid": 208, "address": "127.0.0.1:21008"},
+        {"name": "haproxy", "kind": "haproxy", "pid": 209, "address": "127.0.0.1:8000"},
+    ],
+}
+
+
+def test_every_engine_of_stage_10k_is_a_part_of_the_server() -> None:
+    parts = stage.parts_of(RECORD_10K, 200)
+    assert list(parts) == ["app", "database", "cache", "objects", "proxy", "cdn", "supervisor"]
+    assert parts["app"].pids == (205, 206)  # both app servers, each with its granian worker
+    assert parts["database"].pids == (201, 202) and parts["database"].proportional
+    assert parts["cache"].pids == (203,) and parts["objects"].pids == (204,) and parts["proxy"].pids == (209,)
+    assert parts["cdn"].pids == (207, 208) and not parts["cdn"].proportional  # both tiers
+    note = stage.server_note(load_blueprint(environ={}, overrides={"stage": "10k"}), parts)
+    for name in ("Redis", "SeaweedFS", "HAProxy", "Varnish", "PgBouncer", "2 streaming replicas", "supervisor"):
+        assert name in note, name
+
+
+def test_each_app_server_is_scraped_on_its_own_port() -> None:
+    assert stage.app_server_urls(RECORD_10K) == ["http://127.0.0.1:21005", "http://127.0.0.1:21006"]  # not HAProxy's :8000
+    assert stage.app_server_urls(RECORD) == []  # no addresses recorded: the public URL's counters
+    assert stage.app_server_urls(None) == []
+
+
+def test_the_parts_a_stage_runs_before_it_runs() -> None:
+    assert stage.default_parts(load_blueprint(environ={}, overrides={"stage": "1+"})) == ["app", "database", "supervisor"]
+    assert stage.default_parts(load_blueprint(environ={}, overrides={"stage": "1k"})) == ["app", "database", "proxy", "supervisor"]
+    assert stage.default_parts(load_blueprint(environ={}, overrides={"stage": "10k"})) == [
+        "app", "database", "cache", "objects", "proxy", "cdn", "supervisor",
+    ]
+
+
+def test_the_report_says_the_engines_float(session: Session) -> None:
+    session.o.start = True
+    session.server_core, session.client_core = 0, 1
+    note = stage.pinning_note(session, load_blueprint(environ={}, overrides={"stage": "10k"}))
+    assert "web-1, web-2" in note and "pinned to CPU 0" in note and "to CPU 1" in note and "float" in note
+    assert stage.pinning_note(session, load_blueprint(environ={})) is None  # stage 1: one process, pinned from the start
+    session.server_core = None
+    assert stage.pinning_note(session, load_blueprint(environ={}, overrides={"stage": "10k"})) is None
+
+
+def test_haproxy_requests_in_progress_come_from_its_statistics(tmp_path: Path) -> None:
+    from summit.bench import frontdoor
+
+    csv = (
+        "# pxname,svname,qcur,qmax,scur,smax\n"
+        "public,FRONTEND,,,3,10\n"
+        "web,web-1,0,0,2,5\nweb,web-2,0,0,1,5\nweb,BACKEND,0,0,3,9\n"
+        "cdn,varnish-edge,0,0,1,1\ncdn,BACKEND,0,0,1,1\n"
+        "stats,FRONTEND,,,1,1\n"
+    )
+    assert frontdoor.in_flight_from_csv(csv) == 4  # the backends' streams, not the front end's connections
+    assert frontdoor.stats_url(tmp_path) is None
+    (tmp_path / "engines").mkdir()
+    (tmp_path / "engines" / "ports.json").write_text('{"haproxy-stats": 23456, "web-1": 23457}')
+    assert frontdoor.stats_url(tmp_path) == "http://127.0.0.1:23456"
+
+
+def test_raw_reads_are_set_against_the_same_trip_through_the_front_door(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    from summit.bench import wrk
+    from summit.bench.phases.baselines import Baselines
+
+    monkeypatch.setattr(raw.baselines, "measure_wrk", lambda *a, **k: (wrk.WrkResult(4000, 2.0, 0, 1.0, 2.0, 3.0), 2.5))
+    monkeypatch.setattr(raw, "cdn_check", lambda url, path: {"x_cache": "HIT", "tier": "edge", "status": 200})
+    monkeypatch.setattr(session, "wait_idle", lambda **k: True)
+    base = Baselines(values={"asgi_hello_rps": 20_000.0, "hello_front_door_rps": 10_000.0, "nginx_photo_rps": 8_000.0, "nginx_front_door_photo_rps": 2_500.0})
+    feed = raw.measure_one(session, "http://127.0.0.1:9", raw.BY_KEY["feed"], raw.request_of(raw.BY_KEY["feed"], DATA, None), base)
+    assert feed["ratio_to_hello"] == 0.1 and feed["ratio_to_hello_front_door"] == 0.2
+    assert "cdn" not in feed and "ratio_to_nginx_front_door" not in feed
+    media = raw.measure_one(session, "http://127.0.0.1:9", raw.BY_KEY["media"], raw.request_of(raw.BY_KEY["media"], DATA, MEDIA), base)
+    assert media["ratio_to_nginx_same_file"] == 0.25 and media["ratio_to_nginx_front_door"] == 0.8
+    assert media["cdn"] == {"x_cache": "HIT", "tier": "edge", "status": 200}
+    r = report.empty_report("10k", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
+    r["raw"] = [feed, media]
+    figs = {f.key: f for f in headline.figures(r)}
+    assert figs["feed_per_hello_front_door"].value == 0.2 and figs["feed_per_hello_front_door"].met is False  # >= 0.5
+    assert figs["media_per_nginx_front_door"].value == 0.8 and figs["media_per_nginx_front_door"].met is True  # >= 0.8
+    assert figs["cpu_ms_per_feed_read"].value == 2.5 and figs["cpu_ms_per_feed_read"].met is None  # no target: 10k against 1
+    stage1 = report.empty_report("1", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
+    stage1["raw"] = [{"name": "feed", "key": "feed", "ratio_to_hello": 0.04, "cpu_ms_per_request": 1.0}]
+    assert {f.key: f.value for f in headline.figures(stage1)}["feed_per_hello_front_door"] is None  # no front door at stage 1
+    rows = {label: (va, vb, ratio) for label, _, va, vb, ratio in headline.compare(stage1, r)}
+    assert rows["server CPU ms per warm feed read (every process of the stage)"] == (1.0, 2.5, 2.5)  # 10k against 1
+
+
+def test_the_warm_cache_share_of_feed_reads_has_a_target(session: Session) -> None:
+    r = report.empty_report("10k", "now", {"cores": 2, "cpu_model": "x", "memory_bytes": 1}, {})
+    r["extra"] = {"counters": {"mix": {"feed_db_share": 0.04}}}
+    figs = {f.key: f for f in headline.figures(r)}
+    assert figs["feed_db_share"].target == "< 0.1" and figs["feed_db_share"].met is True
+    entry = headline.as_dict(r)["feed_db_share"]
+    assert entry["met"] is True and entry["value"] == 0.04
+    assert "met" in html.render(r)
+
+
+def test_targets_are_read_from_their_text() -> None:
+    assert headline.meets(0.5, ">= 0.5") is True and headline.meets(0.49, ">= 0.5") is False
+    assert headline.meets(0.09, "< 0.1") is True and headline.meets(0.1, "< 0.1") is False
+    assert headline.meets(0.0, "0") is True and headline.meets(0.001, "0") is False
+    assert headline.meets(1.9, "< 2") is True and headline.meets(None, ">= 0.4") is None and headline.meets(3.0, "-") is None
+
+
+def test_only_the_raw_endpoints_asked_for_run(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr(raw, "measure_one", lambda s, url, endpoint, request, base: ran.append(endpoint.key))
+    session.o.raw_only = ("feed", "media")
+    raw.measure(session, "http://127.0.0.1:9", DATA, MEDIA, None)
+    assert ran == ["feed", "media"]
+
+
+def test_settling_after_a_raw_run_is_bounded() -> None:
+    s = Session(Options(), Console(file=io.StringIO()))
+    try:
+        assert raw.settle(s, "http://127.0.0.1:9", timeout=5) < 2  # nothing listening: no queue to wait for
+        s.haproxy_stats = "http://127.0.0.1:9"  # a front door whose statistics do not answer: nothing to wait for
+        assert raw.settle(s, "http://127.0.0.1:9", timeout=5) < 2
+    finally:
+        s.cleanup()
+
+
+def test_reads_are_made_once_before_their_run_so_it_starts_warm(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    from summit.bench import wrk
+    from summit.bench.phases.baselines import Baselines
+
+    primed: list[str] = []
+    checked: list[str] = []
+    monkeypatch.setattr(raw, "prime", lambda url, path, headers: primed.append(path))
+    monkeypatch.setattr(raw, "cdn_check", lambda url, path: checked.append(path))
+    monkeypatch.setattr(raw.baselines, "measure_wrk", lambda *a, **k: (wrk.WrkResult(100, 1.0, 0, 1.0, 2.0, 3.0), 1.0))
+    monkeypatch.setattr(session, "wait_idle", lambda **k: True)
+    for key in ("feed", "post", "photo", "like", "comment"):
+        raw.measure_one(session, "http://127.0.0.1:9", raw.BY_KEY[key], raw.request_of(raw.BY_KEY[key], DATA, MEDIA), Baselines())
+    assert primed == ["/api/v1/feed", "/api/v1/posts/42"]  # the writes are not made twice
+    assert checked == ["/media/p/small.jpg"]  # a photo is fetched twice to see whether a CDN has it

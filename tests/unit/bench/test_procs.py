@@ -88,3 +88,30 @@ def test_a_group_measures_several_trees_or_processes_alone(tmp_path) -> None:  #
         assert monitor.samples and monitor.peak_rss["whole"] >= monitor.peak_rss["alone"] > 0
     finally:
         started.stop(grace=5)
+
+
+def test_a_tree_started_elsewhere_is_pinned_thread_by_thread(tmp_path) -> None:  # noqa: ANN001
+    """The app servers of a stage are started by its supervisor: the bench pins them afterwards,
+    every thread of every process of the tree, and what they start later inherits it."""
+    if len(procs.cores()) < 2:
+        import pytest
+
+        pytest.skip("needs two CPUs")
+    code = (
+        "import subprocess, sys, threading, time; threading.Thread(target=time.sleep, args=(30,), daemon=True).start(); "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)"
+    )
+    started = procs.start("parent", [sys.executable, "-c", code], log_path=tmp_path / "log")
+    try:
+        for _ in range(100):
+            if len(procs.tree(started.pid)) >= 2:
+                break
+            time.sleep(0.1)
+        core = procs.cores()[-1]
+        assert procs.pin_tree(started.pid, core) >= 3  # the parent's two threads and the child's
+        for proc in procs.tree(started.pid):
+            for task in os.listdir(f"/proc/{proc.pid}/task"):
+                assert os.sched_getaffinity(int(task)) == {core}
+        assert procs.pin_tree(started.pid, None) == 0  # nothing to pin to: left alone
+    finally:
+        started.stop(grace=5)

@@ -43,7 +43,9 @@ def new_report(session: Session, blueprint: Any, started_at: str) -> dict[str, A
         "duration_per_step_s": o.duration, "raw_seconds": o.raw_seconds, "users": o.users, "posts": o.posts,
         "server_core": session.server_core, "client_core": session.client_core, "max_in_flight": o.max_in_flight, "connections": o.connections,
     }
-    if session.server_core is not None:
+    if session.server_core is not None and o.start and blueprint.engines.any():
+        pass  # what runs where is said once the stage runs (stage.pinning_note): its engines float
+    elif session.server_core is not None:
         session.notes.append(f"server pinned to CPU {session.server_core} (when started here), load generators (wrk, Python) to CPU {session.client_core}")
     else:
         session.notes.append("fewer than two CPUs (or no taskset): nothing is pinned; figures include the client's own CPU use")
@@ -63,7 +65,7 @@ def process_series(monitor: procs.Monitor) -> dict[str, Any]:
 def fill_counters(report: dict[str, Any], session: Session, mix_deltas: list[counters.Snapshot | None], raw_rows: list[dict[str, Any]]) -> None:
     """``cache_hit_ratio`` and ``db_read_share`` from the mix's counters, the rest under
     ``extra.counters``; a note for each series the server does not export."""
-    figs = counters.figures(counters.total(mix_deltas))
+    figs = counters.figures(counters.total(mix_deltas), ignored=counters.WORKLOAD_ONLY)
     report["cache_hit_ratio"] = figs["cache_hit_ratio"]
     report["db_read_share"] = figs["read_db_share"]
     report[rep.EXTRA_KEY]["counters"] = {"mix": figs, "raw": {row["name"]: row.get("counters") for row in raw_rows}}

@@ -1,5 +1,6 @@
 """The baselines of the run: the bare ASGI hello, nginx (a 1 KiB file and the very photo the app
-serves), and redis-benchmark / pgbench where the stage runs those engines."""
+serves), redis-benchmark / pgbench where the stage runs those engines, and from stage 1k the same
+hello and photo through a second HAProxy of the stage's configuration (``summit.bench.frontdoor``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from summit.bench import baselines
+from summit.bench import baselines, frontdoor
 from summit.bench.phases.seeding import MediaPhoto
 from summit.bench.session import Session
 
@@ -32,8 +33,18 @@ class Baselines:
     def pgbench(self) -> float | None:
         return self.values.get("pgbench_tps")
 
+    @property
+    def hello_front_door(self) -> float | None:
+        return self.values.get("hello_front_door_rps")
+
+    @property
+    def nginx_front_door(self) -> float | None:
+        return self.values.get("nginx_front_door_photo_rps")
+
 
 PHOTO_LABEL = "nginx the app's photo"
+HELLO_FRONT_LABEL = "hello behind HAProxy"
+NGINX_FRONT_LABEL = "nginx photo behind HAProxy"
 
 
 def _keep(out: Baselines, key: str, label: str, m: baselines.Measured, session: Session, *, note: bool = True, unit: str = "req/s") -> None:
@@ -61,6 +72,8 @@ def measure(session: Session, blueprint: Any, media: MediaPhoto | None) -> Basel
     _keep(out, "nginx_static_rps", "nginx static 1 KiB", served[STATIC_FILE], session)
     if media:
         _keep(out, "nginx_photo_rps", PHOTO_LABEL, served[PHOTO_FILE], session, note=False)  # a missing nginx is said once
+    if blueprint.engines.haproxy.enabled:
+        front_door(session, blueprint, media, out)
     engines = stage_engines(blueprint)
     if "redis" in engines:
         session.phase("baseline: redis-benchmark")
@@ -92,10 +105,39 @@ def measure(session: Session, blueprint: Any, media: MediaPhoto | None) -> Basel
     return out
 
 
+def front_door(session: Session, blueprint: Any, media: MediaPhoto | None, out: Baselines) -> None:
+    """The hello behind a second HAProxy of the stage's render (as many hello servers as app
+    servers), and the app's photo behind the same HAProxy from nginx in the CDN's place."""
+    servers = blueprint.server.processes
+    session.phase(f"baseline: the front door: HAProxy in front of {servers} hello servers" + (" and of nginx serving the app's photo" if media else ""), "front door")
+    found = frontdoor.measure(
+        session.workdir, servers=servers, workers=blueprint.server.workers, check_interval_ms=blueprint.engines.haproxy.check_interval_ms,
+        photo=(media.path, media.data) if media else None, seconds=session.o.raw_seconds,
+        server_core=session.server_core, client_core=session.client_core, watch=session.monitor.watch if session.monitor else None,
+    )
+    if found.note:
+        session.notes.append(found.note)
+    _keep(out, "hello_front_door_rps", HELLO_FRONT_LABEL, found.hello, session)
+    if media:
+        _keep(out, "nginx_front_door_photo_rps", NGINX_FRONT_LABEL, found.photo, session)
+    if found.hello.rps is not None:
+        session.notes.append(FRONT_DOOR_NOTE.format(servers=servers))
+
+
+FRONT_DOOR_NOTE = (
+    "front-door baselines: a second HAProxy rendered by the stage's own engine unit (same configuration: health checks, "
+    "retries, X-Forwarded-For, request ids, access log), under the control plane's supervisor, in front of {servers} bare "
+    "ASGI hello servers on granian (pinned like the app servers: baselines.hello_front_door_rps, GET /) and of nginx in "
+    "the CDN's place serving the app's photo at the same /media/ path (baselines.nginx_front_door_photo_rps); HAProxy and "
+    "nginx float over the cores like the stage's engines. raw[].ratio_to_hello_front_door and raw[media].ratio_to_nginx_front_door "
+    "set the stage's requests through its own HAProxy against them"
+)
+
+
 PGBENCH_NOTE = (
     "pgbench_tps: pgbench -S (select-only: one primary-key SELECT of pgbench_accounts per transaction, scale 1) with ONE "
     "client, through the primary's PgBouncer (transaction pooling) as the app's role, password from the stage's passfile, "
-    "in a scratch database made and dropped for it; pinned to the client's core, the database on the server's: one "
+    "in a scratch database made and dropped for it; pinned to the client's core, the database processes floating like the stage's engines: one "
     "round trip of the app's own path to PostgreSQL at a time, not the server's throughput. raw[post].ratio_to_pgbench "
     "sets the app's warm GET /api/v1/posts/<id> (64 connections, mostly from the cache: see its SQL per request) against it"
 )

@@ -85,3 +85,25 @@ def media_photo(session: Session, url: str, data: Seeded, target_bytes: int, *, 
     if photo is None:
         session.notes.append("could not post and fetch back the media photo: no GET /media/<photo> run against nginx serving the same file")
     return photo
+
+
+def warm_feeds(session: Session, url: str, data: Seeded, *, concurrency: int = 8) -> int:
+    """Read every seeded user's feed once, as that user (bounded: 2 minutes), so that the mix
+    starts with the cache a running service has: its feed reads that reach the database are then
+    the ones a write or an expiry sent there, not the cold start. The reads that answered 200."""
+    host, port = check_loopback_url(url)
+
+    async def go() -> int:
+        ok = 0
+        async with HttpClient(host, port, max_connections=concurrency, timeout=30) as client:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def one(user: Any) -> bool:
+                async with gate:
+                    return (await client.request("GET", "/api/v1/feed", headers=user.auth)).status == 200
+
+            for done in await asyncio.gather(*(one(u) for u in data.users), return_exceptions=True):
+                ok += done is True
+        return ok
+
+    return asyncio.run(asyncio.wait_for(go(), timeout=120))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from summit.bench import baselines, procs
+from summit.bench import baselines, frontdoor, procs
 from summit.bench.net import free_port
 from summit.bench.options import LONG_TOKENS, BenchError, Options
 from summit.bench.session import Session
@@ -83,17 +83,27 @@ def start(session: Session, blueprint: Any, env_extra: dict[str, str], port: int
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
     env.update(LONG_TOKENS)
     env.update(env_extra)
+    # stage 1 is one process, the web process: pinned from the start. With engines, the supervisor
+    # and its engines float over every core; the app servers alone are pinned once they run
+    core = None if engines else session.server_core
     proc = session.track(
-        procs.start("summit up", procs.pinned(argv, session.server_core), env=env, log_path=session.workdir / "server.log", cwd=session.workdir)
+        procs.start("summit up", procs.pinned(argv, core), env=env, log_path=session.workdir / "server.log", cwd=session.workdir)
     )
     # a stage with engines stops them all before it exits: PostgreSQL's fast shutdown, the app's 20 s grace
     proc.grace = 90.0 if engines else 15.0
     seconds = baselines.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180 if engines else 90, process=proc, interval=0.01)
     session.server_pid = proc.pid
     session.parts = {}
+    session.app_servers = []
+    session.haproxy_stats = None
     if engines:
         record = wait_ready(blueprint.data_dir, proc)
         session.parts = parts_of(record, proc.pid)
+        session.app_servers = app_server_urls(record)
+        session.haproxy_stats = frontdoor.stats_url(blueprint.data_dir) if "proxy" in session.parts else None
+        if session.server_core is not None and "app" in session.parts:
+            for pid in session.parts["app"].pids:
+                procs.pin_tree(pid, session.server_core)
     return Stage(f"http://127.0.0.1:{port}", blueprint, port, {"first_start_s": seconds}), proc
 
 
@@ -114,15 +124,30 @@ def wait_ready(data_dir: Path, proc: procs.Started, *, timeout: float = 30.0) ->
 
 
 # the part of the server each kind of engine process belongs to (an unknown kind: "other engines")
-PART_OF_KIND = {"app": "app", "postgres": "database", "pgbouncer": "database", "haproxy": "proxy"}
+PART_OF_KIND = {
+    "app": "app", "postgres": "database", "pgbouncer": "database", "redis": "cache", "seaweedfs": "objects",
+    "haproxy": "proxy", "varnish": "cdn",
+}
+# what each part is, for the notes
+PART_NAMES = {
+    "app": "the app servers (summit serve: granian's parent and worker, the thumbnail worker inside)",
+    "database": "the database (PostgreSQL{servers} with its backends, a PgBouncer in front of each server; memory as PSS)",
+    "cache": "Redis",
+    "objects": "SeaweedFS (the S3 store)",
+    "proxy": "HAProxy (the front door)",
+    "cdn": "Varnish (the CDN's edge and regional tiers)",
+    "other engines": "other engines",
+    "supervisor": "the supervisor (summit up) alone",
+}
 
 
 def parts_of(record: dict[str, Any] | None, root: int) -> dict[str, procs.Group]:
-    """The parts of a stage with engines, from its state record (``summit.json``): the app's
-    process trees (``summit serve``: granian's parent and its worker; every app server when there
-    are several), the database processes (every PostgreSQL server with its backends, every
-    PgBouncer; memory as PSS, since the backends share PostgreSQL's buffers), the load balancer
-    when there is one, and the supervisor alone. {} if the record lists no app."""
+    """The parts of a stage with engines, from its state record (``summit.json``), by the kind of
+    each process: the app's process trees (``summit serve``: granian's parent and its worker;
+    every app server when there are several), the database processes (every PostgreSQL server
+    with its backends, every PgBouncer; memory as PSS, since the backends share PostgreSQL's
+    buffers), Redis, SeaweedFS, HAProxy, Varnish (both tiers) where the stage runs them, and the
+    supervisor alone. {} if the record lists no app."""
     processes = [p for p in (record or {}).get("processes") or [] if isinstance(p, dict) and p.get("pid")]
     pids: dict[str, list[int]] = {}
     for process in processes:
@@ -130,23 +155,63 @@ def parts_of(record: dict[str, Any] | None, root: int) -> dict[str, procs.Group]
     if not pids.get("app"):
         return {}
     parts = {name: procs.Group(tuple(found), proportional=name == "database") for name, found in pids.items()}
-    parts = {"app": parts.pop("app"), **parts}
+    order = [*PART_OF_KIND.values(), "other engines"]
+    parts = {name: parts[name] for name in sorted(parts, key=order.index)}
     parts["supervisor"] = procs.Group((root,), recursive=False)
     return parts
 
 
+def app_server_urls(record: dict[str, Any] | None) -> list[str]:
+    """Each app server's own URL (``http://<address>``), from the state record: where its
+    ``/metrics`` is scraped. Behind HAProxy they are ``web-1``, ``web-2`` ... on loopback ports of
+    their own; at 1+ the one ``app`` on the public port."""
+    urls = []
+    for process in (record or {}).get("processes") or []:
+        if isinstance(process, dict) and process.get("kind") == "app" and process.get("address"):
+            urls.append(f"http://{process['address']}")
+    return urls
+
+
 SERVER_CPU_NOTE = (
-    "the server is the stage's whole process tree, on its one core: the supervisor (summit up), the app (granian's parent "
-    "and its worker, the thumbnail worker inside) and the database processes (PostgreSQL{servers} and its backends, a "
-    "PgBouncer in front of each server); its CPU (steps' server_cpu, raw cpu_ms_per_request, the probes) is all of them. "
-    "Apart: steps[].server_cpu_seconds_by_part, raw[].cpu_ms_by_part, demands.app (the app's tree) and demands.database "
-    "(PostgreSQL + PgBouncer); the database's memory is PSS (shared buffers counted once)"
+    "the server is the stage's whole process tree: {parts}; its CPU (steps' server_cpu, raw cpu_ms_per_request, the "
+    "probes) is all of them. Apart: steps[].server_cpu_seconds_by_part, raw[].cpu_ms_by_part, extra.stage.rss_at_rest_by_part, "
+    "demands.app (the app's trees) and demands.database (PostgreSQL + PgBouncer)"
+)
+PINNING_NOTE = (
+    "pinning at a stage with engines: the app servers ({apps}) pinned to CPU {server}, the load generators (wrk, the Python "
+    "client) to CPU {client}; the supervisor and the engines ({engines}) float over every core, so they share the client's core "
+    "too (their CPU is measured wherever it ran). The front-door baselines are pinned the same way: their hello servers like "
+    "the app servers, their HAProxy and nginx float like the engines"
 )
 
 
-def server_note(blueprint: Any) -> str:
+def server_note(blueprint: Any, parts: dict[str, procs.Group] | None = None) -> str:
+    """What the server's CPU includes: its parts (by default, those the blueprint's stage runs)."""
     replicas = blueprint.engines.postgres.replicas
-    return SERVER_CPU_NOTE.format(servers=f": a primary and {replicas} streaming replicas," if replicas else "")
+    servers = f": a primary and {replicas} streaming replicas," if replicas else ""
+    names = list(parts) if parts else default_parts(blueprint)
+    return SERVER_CPU_NOTE.format(parts="; ".join(PART_NAMES.get(n, n).format(servers=servers) for n in names))
+
+
+def default_parts(blueprint: Any) -> list[str]:
+    """The parts the blueprint's stage runs (before it runs)."""
+    e = blueprint.engines
+    found = ["app"]
+    found += ["database"] if e.postgres.enabled or e.pgbouncer.enabled else []
+    found += ["cache"] if e.redis.enabled else []
+    found += ["objects"] if e.seaweedfs.enabled else []
+    found += ["proxy"] if e.haproxy.enabled else []
+    found += ["cdn"] if e.varnish.enabled else []
+    return [*found, "supervisor"]
+
+
+def pinning_note(session: Session, blueprint: Any) -> str | None:
+    """What ran where, at a stage with engines started here (None: nothing pinned, or stage 1)."""
+    if session.server_core is None or not session.o.start or not blueprint.engines.any():
+        return None
+    engines = [n for n in default_parts(blueprint) if n not in ("app", "supervisor")]
+    apps = ", ".join(f"web-{n}" for n in range(1, blueprint.server.processes + 1)) if blueprint.engines.haproxy.enabled else "app"
+    return PINNING_NOTE.format(apps=apps, server=session.server_core, client=session.client_core, engines=", ".join(engines) or "none")
 
 
 def engines_can_enter(workdir: Path) -> None:
@@ -177,8 +242,10 @@ def attach(session: Session, blueprint: Any, url: str) -> Stage:
 
         record = state.running(Path(blueprint.data_dir))
         parts = parts_of(record, int(record["pid"])) if record else {}
-        if parts and session.server_pid in {p.pid for p in parts["app"].processes()}:
+        if parts and session.server_pid in {p.pid for p in parts["app"].processes()} | {p.pid for p in parts.get("proxy", parts["app"]).processes()}:
             session.server_pid, session.parts = int(record["pid"]), parts  # type: ignore[index]
+            session.app_servers = app_server_urls(record)
+            session.haproxy_stats = frontdoor.stats_url(blueprint.data_dir) if "proxy" in parts else None
         else:
             session.notes.append(
                 f"the stage's state file ({blueprint.data_dir}/summit.json) does not name this server's processes (give its "
