@@ -207,6 +207,21 @@ def test_an_app_without_tables_has_no_migrations(tmp_path: Path) -> None:
     assert app.factory == "photos.app:create_app"  # the rest of the section keeps the preset's value
 
 
+def test_the_apps_search_documents() -> None:
+    app = load_blueprint(environ={}).app
+    assert app.search_documents == "photos.search:documents"
+    from photos.search import documents
+
+    assert app.load_search_documents() is documents
+    assert load_blueprint(environ={"SUMMIT_APP__SEARCH_DOCUMENTS": ""}).app.load_search_documents() is None  # an app without
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(environ={"SUMMIT_APP__SEARCH_DOCUMENTS": "photos.search"})
+    assert "'app.search_documents' (environment variable SUMMIT_APP__SEARCH_DOCUMENTS)" in str(caught.value)
+    assert "must be 'package.module:function', e.g. 'photos.search:documents'" in str(caught.value)
+    with pytest.raises(BlueprintError, match="app.search_documents: 'photos.search' has no function 'nothing'"):
+        load_blueprint(environ={"SUMMIT_APP__SEARCH_DOCUMENTS": "photos.search:nothing"}).app.load_search_documents()
+
+
 def test_an_app_that_cannot_be_imported_names_the_key() -> None:
     missing = load_blueprint(environ={"SUMMIT_APP__FACTORY": "no_such_app.web:make", "SUMMIT_APP__MIGRATIONS": "no_such_app.db"}).app
     with pytest.raises(BlueprintError, match=r"^app\.factory: cannot import 'no_such_app\.web' \(No module named 'no_such_app'\)"):
