@@ -176,3 +176,39 @@ def test_url_options_and_what_is_shown(redis_server) -> None:  # noqa: ANN001
         with pytest.raises(ValueError, match=complaint) as caught:
             open_port("cache", bad)
         assert "s3cret" not in str(caught.value)
+
+
+async def test_the_reads_of_one_turn_share_one_mget(redis_db, redis_server) -> None:  # noqa: ANN001
+    cache = open_port("cache", redis_db.url)
+    try:
+        await cache.set_many({f"post:{n}": f"v{n}".encode() for n in range(40)})
+        await cache.get("warm")  # the connection is open
+        before = redis_server.command_calls("mget")
+        wanted = [[f"post:{n}", f"post:{n + 1}", "post:none"] for n in range(0, 40, 2)]
+        answers = await asyncio.gather(*(cache.get_many(keys) for keys in wanted), cache.get("post:7"), cache.get("post:none"))
+        assert redis_server.command_calls("mget") == before + 1  # 22 reads, one round trip
+        for keys, found in zip(wanted, answers):
+            assert found == {keys[0]: keys[0].replace("post:", "v").encode(), keys[1]: keys[1].replace("post:", "v").encode()}
+        assert answers[-2:] == [b"v7", None]
+        assert await cache.get_many(["post:3"]) == {"post:3": b"v3"}  # alone: a batch of its own, at once
+        assert redis_server.command_calls("mget") == before + 2
+    finally:
+        await cache.close()
+
+
+async def test_a_cancelled_read_leaves_the_batch_to_the_others(redis_db) -> None:  # noqa: ANN001
+    cache = open_port("cache", redis_db.url)
+    try:
+        await cache.set("a", b"1")
+        await cache.set("b", b"2")
+        first = asyncio.ensure_future(cache.get_many(["a"]))  # opens the batch
+        second = asyncio.ensure_future(cache.get_many(["b"]))  # joins it
+        third = asyncio.ensure_future(cache.get_many(["a", "b"]))
+        await asyncio.sleep(0)  # both have started: the batch is open with both keys
+        first.cancel()
+        second.cancel()
+        assert await asyncio.wait_for(third, 2) == {"a": b"1", "b": b"2"}
+        assert first.cancelled() and second.cancelled()
+        assert await cache.get_many(["a", "b"]) == {"a": b"1", "b": b"2"}
+    finally:
+        await cache.close()

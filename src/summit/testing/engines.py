@@ -251,6 +251,17 @@ class RedisStage:
     def restart(self) -> None:
         asyncio.run(self.supervisor._start(self.supervisor.unit("redis")))
 
+    def command_calls(self, command: str) -> int:
+        """How many times Redis has run ``command`` (INFO commandstats), e.g. ``"mget"``."""
+        import redis
+
+        server = self.server
+        client = redis.Redis(host=server.host, port=server.port, password=server.password(self.stage.layout), socket_timeout=5)
+        try:
+            return int(client.info("commandstats").get(f"cmdstat_{command.lower()}", {}).get("calls", 0))
+        finally:
+            client.close()
+
     def keys(self, pattern: str = "*") -> list[str]:
         """The keys matching ``pattern``, asked over a connection of its own (redis-cli's view)."""
         import redis

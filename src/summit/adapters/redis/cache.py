@@ -41,6 +41,7 @@ BREAK_SECONDS = 1.0  # after a failure, calls skip Redis this long, then one pro
 LOG_EVERY = 5.0  # seconds between two reports of the same outage
 MAX_PENDING = 10_000  # keys remembered for repair; beyond, the whole prefix is cleared on recovery
 _BATCH = 500  # keys per UNLINK
+MAX_BATCH_KEYS = 1000  # keys per MGET of batched reads; more open another batch
 UNBOUNDED_SECONDS = 60.0  # what a long call (clear's SCAN + UNLINK) may take before it counts as an outage
 _OPTIONS = ("prefix", "timeout_ms", "max_connections")
 
@@ -60,6 +61,22 @@ def _px(ttl: float | None) -> int | None:
 def _shown(url: str) -> str:
     """The URL without its password, for messages."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+class _Reads:
+    """The keys the reads of one turn of the event loop want, and the future of their values.
+
+    Auto-pipelining, like ioredis's: the first ``get_many`` of a turn opens a batch, yields once
+    (``sleep(0)``: what is ready to run in this turn runs), then sends one MGET for every key added
+    meanwhile; the reads that joined await the same answer. One request alone waits one turn of
+    the loop; under load, the lookups of many requests share one round trip (one send, one
+    receive, one reply to parse) instead of paying one each."""
+
+    __slots__ = ("done", "keys")
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys: dict[str, None] = dict.fromkeys(keys)  # ordered, each once
+        self.done: asyncio.Future[dict[str, bytes]] = asyncio.get_running_loop().create_future()
 
 
 class _Skipped(Exception):
@@ -97,6 +114,8 @@ class RedisCache(Cache):
         self._down_since = 0.0
         self._last_report = -LOG_EVERY
         self._skipped = 0
+        self._reads: _Reads | None = None  # the batch of reads this turn of the loop adds to
+        self._tasks: set[asyncio.Task[None]] = set()  # batches in flight (kept from the collector)
 
     @classmethod
     def from_url(cls, url: str) -> RedisCache:
@@ -129,21 +148,32 @@ class RedisCache(Cache):
     # ---- the port ---------------------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        try:
-            return await self._call(lambda r: r.get(self.prefix + key))
-        except _Skipped:
-            return None
+        return (await self.get_many((key,))).get(key)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The reads of one turn of the event loop go to Redis together, as one MGET (see
+        ``_Reads``): under load a request's lookup shares its round trip with the others'."""
         keys = list(keys)
         if not keys:
             return {}
-        try:
-            values = await self._call(lambda r: r.mget([self.prefix + key for key in keys]))
-        except _Skipped:
-            return {}
-        return {key: value for key, value in zip(keys, values) if value is not None}
-
+        reads = self._reads
+        if reads is not None and len(reads.keys) < MAX_BATCH_KEYS:  # a batch is open: join it
+            reads.keys.update(dict.fromkeys(keys))
+            found = await asyncio.shield(reads.done)  # a caller cancelled leaves the batch to the others
+        else:  # open one, let the turn's other reads join, then send it
+            reads = self._reads = _Reads(keys)
+            try:
+                await asyncio.sleep(0)
+            except BaseException:  # cancelled: the batch goes on for those who joined it
+                self._close_batch(reads)
+                task = asyncio.get_running_loop().create_task(self._mget(reads))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                raise
+            self._close_batch(reads)
+            await self._mget(reads)
+            found = reads.done.result()
+        return {key: found[key] for key in keys if key in found}
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         value, ttl = check_value(value), check_ttl(ttl)
         await self._write([key], lambda r: r.set(self.prefix + key, value, px=_px(ttl)))
@@ -190,6 +220,23 @@ class RedisCache(Cache):
         await self._pool.disconnect()
 
     # ---- talking to Redis -------------------------------------------------------------------------
+
+    def _close_batch(self, reads: _Reads) -> None:
+        if self._reads is reads:
+            self._reads = None  # later reads make a batch of their own
+
+    async def _mget(self, reads: _Reads) -> None:
+        keys = list(reads.keys)
+        try:
+            values = await self._call(lambda r: r.mget([self.prefix + key for key in keys]))
+            found = {key: value for key, value in zip(keys, values) if value is not None}
+        except _Skipped:
+            found = {}
+        except BaseException as error:  # CacheError, or cancelled: each caller meets it
+            reads.done.set_exception(error if isinstance(error, Exception) else CacheError("the read was cancelled"))
+            reads.done.exception()  # retrieved: a batch nobody joined logs nothing
+            raise
+        reads.done.set_result(found)
 
     async def _pipeline(self, r: aioredis.Redis, items: Mapping[str, bytes], ttl: float | None, *, nx: bool) -> list[Any]:
         async with r.pipeline(transaction=False) as pipe:
