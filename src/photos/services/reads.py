@@ -26,6 +26,7 @@ is None then, and every read goes to the database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -62,8 +63,13 @@ async def posts(ctx: Context, post_ids: list[int], *, viewer_id: int | None = No
     """The posts of ``post_ids`` that exist, in that order, as ``viewer_id`` sees them."""
     rows = await _cached_rows(ctx, "post", post_ids, _POSTS)
     present = [i for i in post_ids if i in rows]
-    authors = await _cached_rows(ctx, "user", list({rows[i]["author_id"] for i in present}), _AUTHORS)
-    liked = await _liked(ctx, viewer_id, present) if viewer_id is not None else set()
+    author_ids = list({rows[i]["author_id"] for i in present})
+    if viewer_id is None or not present:
+        authors, liked = await _cached_rows(ctx, "user", author_ids, _AUTHORS), set()
+    elif ctx.read_cache is not None and ctx.read_cache.shared:  # a cache server: both lookups in one round trip
+        authors, liked = await asyncio.gather(_cached_rows(ctx, "user", author_ids, _AUTHORS), _liked(ctx, viewer_id, present))
+    else:  # in process, a lookup costs less than running two at once
+        authors, liked = await _cached_rows(ctx, "user", author_ids, _AUTHORS), await _liked(ctx, viewer_id, present)
     return [_post(ctx, rows[i], authors[rows[i]["author_id"]], i in liked) for i in present if rows[i]["author_id"] in authors]
 
 
