@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from summit.adapters.sqlite import search as search_module
 from summit.adapters.sqlite.search import SQLiteSearchIndex
 from summit.ports.search import Document, SearchError, SearchUnavailable
 from summit.testing.backends import backend_fixture
@@ -60,20 +61,37 @@ async def test_two_instances_on_one_file_see_each_others_writes(tmp_path: Path) 
 
 
 async def test_long_statements_move_off_the_event_loop(tmp_path: Path) -> None:
-    """With no time to run inline, every statement is interrupted and runs again on a thread: the
-    results are the same, and the writes were rolled back before they ran again (no duplicates)."""
+    """With no time to run inline, a long statement is interrupted and runs again on a thread: the
+    results are the same, and a write was rolled back before it ran again (nothing twice)."""
     search = SQLiteSearchIndex.from_url(f"sqlite:///{tmp_path}/search.db?inline_ms=0")
     try:
-        await search.index_many(posts(2000))
+        await search.index_many(posts(2000))  # a bulk batch: on a thread from the start
+        await search.index_many(Document("user", str(i), {"name": "ocean wave"}) for i in range(10))
+        assert await search.count() == 2010
         moved = search.moved_to_thread
-        assert moved >= 1
-        assert await search.count() == 2000
         page = await search.query("ocean wave", limit=100)
-        assert len(page.hits) == 100 and search.moved_to_thread > moved
-        await search.index("post", "1", {"caption": "replaced"})
-        assert await search.count() == 2000 and ids(await search.query("replaced")) == [("post", "1")]
-        await search.optimize()
-        assert len((await search.query("ocean wave", limit=100, cursor=page.next_cursor)).hits) == 100
+        assert len(page.hits) == 100 and search.moved_to_thread == moved + 1
+        await search.clear("post")  # a long DELETE: interrupted, rolled back, done again on a thread
+        assert search.moved_to_thread == moved + 2
+        assert (await search.count(), await search.count("post")) == (10, 0)
+        await search.optimize()  # on a thread
+        assert sorted(ids(await search.query("ocean wave"))) == [("user", str(i)) for i in range(10)]
+    finally:
+        await search.close()
+
+
+async def test_a_query_too_long_for_the_loop_goes_to_a_thread_at_once_the_next_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search_module, "SLOW_QUERIES", 2)
+    search = SQLiteSearchIndex.from_url(f"sqlite:///{tmp_path}/search.db?inline_ms=0")
+    try:
+        await search.index_many(posts(100))
+        first = await search.query("ocean", kinds=["post"])
+        moved = search.moved_to_thread
+        assert await search.query("OCEAN", kinds=["post"]) == first  # the same words, kinds and filters
+        assert search.moved_to_thread == moved  # not tried inline again
+        await search.query("ocean")  # other kinds: another query
+        await search.query("wave")
+        assert search.moved_to_thread == moved + 2 and len(search._slow) == 2  # at most SLOW_QUERIES remembered
     finally:
         await search.close()
 

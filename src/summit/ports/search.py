@@ -184,7 +184,7 @@ def _check_label(value: object, what: str, error: type[Exception]) -> str:
     """A document id or a filter's value: 1-200 characters of text, no control character."""
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
         raise error(f"{what} is text of 1 to {MAX_ID_CHARS} characters, not {value!r:.80}")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+    if not (value.isascii() and value.isprintable()) and any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
         raise error(f"{what} must not contain control characters or lone surrogates: {value!r:.80}")
     return value
 

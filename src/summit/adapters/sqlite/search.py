@@ -13,12 +13,15 @@ title weighing ``TITLE_WEIGHT`` times the body, times the document's boost.
 Statements run on the event loop's thread, as the sql port's on SQLite do, under a deadline
 (``inline_ms``) that SQLite's progress handler enforces. A query that passes it (a short prefix over
 a large index) is interrupted and runs again, whole, on a worker thread, on the same read
-connection, which it keeps meanwhile. A write is one transaction: if it passes the deadline,
-SQLite rolls the whole transaction back and it runs again on a thread; so does a write that finds
-another process holding the lock (``BEGIN IMMEDIATE`` waits ``busy_timeout_ms`` there, never on the
-loop). Writers of this process queue on an asyncio lock and share one connection; readers have
-their own (``readers``, WAL mode: they never wait for the writer). The WAL is copied back into the
-file by a background thread once it passes ``CHECKPOINT_BYTES``.
+connection, which it keeps meanwhile; the adapter remembers the last ``SLOW_QUERIES`` such queries
+(their words, kinds and filters) and sends them to the thread at once the next time, since people
+type the same short prefixes again and again. A write is one transaction: if it passes the
+deadline, SQLite rolls the whole transaction back and it runs again on a thread; so does a write
+that finds another process holding the lock (``BEGIN IMMEDIATE`` waits ``busy_timeout_ms`` there,
+never on the loop); a batch of more than ``INLINE_DOCUMENTS`` goes to the thread at once. Writers
+of this process queue on an asyncio lock and share one connection; readers have their own
+(``readers``, WAL mode: they never wait for the writer). The WAL is copied back into the file by a
+background thread once it passes ``CHECKPOINT_BYTES``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +45,8 @@ from summit.ports.search import TITLE_WEIGHT, After, Hit, Prepared, QueryPlan, S
 T = TypeVar("T")
 
 _OPTIONS = ("busy_timeout_ms", "inline_ms", "readers")
+INLINE_DOCUMENTS = 20  # a larger index_many (a bulk load) runs on a thread from the start, not twice
+SLOW_QUERIES = 1024  # queries remembered as too long for the loop
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # a WAL larger than this is copied back into the file (as SQLite's default)
 _PROGRESS_STEPS = 1000  # SQLite VM steps between two looks at the deadline
 _MIN_VERSION = (3, 35, 0)  # RETURNING
@@ -89,6 +95,7 @@ class SQLiteSearchIndex(SearchIndex):
         self._open_readers = 0
         self._reader_freed = asyncio.Condition()
         self._checkpointing: threading.Thread | None = None
+        self._slow: OrderedDict[str, None] = OrderedDict()  # match, kinds, filters -> (run on a thread)
         self._closed = False
 
     @classmethod
@@ -117,15 +124,25 @@ class SQLiteSearchIndex(SearchIndex):
     async def _index(self, documents: Sequence[Prepared]) -> None:
         rows = [(d.kind, d.doc_id, d.boost, orjson.dumps(d.filters).decode() if d.filters else None,
                  " ".join(d.title), " ".join(d.body)) for d in documents]
-        await self._write(_index_rows, rows)
+        await self._write(_index_rows, rows, inline=len(rows) <= INLINE_DOCUMENTS)
 
     async def _delete(self, kind: str, doc_id: str) -> bool:
         return await self._write(_delete_row, kind, doc_id)
 
     async def _query(self, plan: QueryPlan) -> list[Hit]:
         sql, params = _query_statement(plan)
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        key = repr((params["match"], plan.kinds, sorted(plan.filters.items())))
+        slow = key in self._slow
+        if slow:
+            self._slow.move_to_end(key)
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall(), inline=not slow,
+                                on_thread=lambda: self._remember_slow(key))
         return [Hit(kind, doc_id, score) for kind, doc_id, score in rows]
+
+    def _remember_slow(self, key: str) -> None:
+        self._slow[key] = None
+        if len(self._slow) > SLOW_QUERIES:
+            self._slow.popitem(last=False)
 
     async def _clear(self, kind: str | None) -> None:
         await self._write(_clear_rows, kind)
@@ -208,20 +225,22 @@ class SQLiteSearchIndex(SearchIndex):
             if waiting:
                 conn.execute("PRAGMA busy_timeout = 0")
 
-    async def _read(self, fn: Callable[[_Connection], T]) -> T:
-        """``fn(conn)``, one statement: inline under the deadline, else again on a thread."""
+    async def _read(self, fn: Callable[[_Connection], T], *, inline: bool = True, on_thread: Callable[[], None] = lambda: None) -> T:
+        """``fn(conn)``, one statement: inline under the deadline, else (or if it passes it) on a thread."""
         async with self._reader() as conn:
-            conn.deadline = time.perf_counter() + self.inline_seconds
-            try:
-                return fn(conn)
-            except sqlite3.OperationalError as error:
-                if not _interrupted_or_busy(error):
+            if inline:
+                conn.deadline = time.perf_counter() + self.inline_seconds
+                try:
+                    return fn(conn)
+                except sqlite3.OperationalError as error:
+                    if not _interrupted_or_busy(error):
+                        raise self._error(error) from error
+                except sqlite3.Error as error:
                     raise self._error(error) from error
-            except sqlite3.Error as error:
-                raise self._error(error) from error
-            finally:
-                conn.deadline = 0.0
-            self.moved_to_thread += 1
+                finally:
+                    conn.deadline = 0.0
+                self.moved_to_thread += 1
+                on_thread()
             try:
                 return await asyncio.to_thread(self._waiting, conn, fn)
             except sqlite3.Error as error:
@@ -260,7 +279,7 @@ class SQLiteSearchIndex(SearchIndex):
         if self._open_readers < self.max_readers:
             self._open_readers += 1
             try:
-                conn = self._connect(writer=False)
+                conn = await asyncio.to_thread(self._connect, writer=False)
             except BaseException:
                 self._open_readers -= 1
                 raise
@@ -279,8 +298,8 @@ class SQLiteSearchIndex(SearchIndex):
         return self._writer
 
     def _connect(self, *, writer: bool) -> _Connection:
-        """A connection; the writer's (opened on a thread) may wait for the lock that switching a
-        new file to WAL takes, readers come after it and find the file in WAL mode already."""
+        """A connection, on a thread: opening one may wait for another process (switching a new
+        file to WAL, making the schema); once open, it never waits on the loop (busy_timeout 0)."""
         if self._closed:
             raise SearchError(f"{self!r} is closed")
         if sqlite3.sqlite_version_info < _MIN_VERSION:
@@ -290,11 +309,13 @@ class SQLiteSearchIndex(SearchIndex):
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path or ":memory:", factory=_Connection, isolation_level=None,
-                                   check_same_thread=False, timeout=self.busy_timeout_ms / 1000 if writer else 0)
+                                   check_same_thread=False, timeout=self.busy_timeout_ms / 1000)
         except (OSError, sqlite3.Error) as error:
             raise SearchError(f"{self!r}: cannot open the index: {error}") from error
-        pragmas = ("journal_mode = WAL", "synchronous = NORMAL", "wal_autocheckpoint = 0") if writer else ("query_only = ON",)
+        pragmas = ("synchronous = NORMAL", "wal_autocheckpoint = 0") if writer else ("query_only = ON", "busy_timeout = 0")
         try:
+            if writer:
+                self._switch_to_wal(conn)
             for pragma in pragmas:
                 conn.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as error:
@@ -302,6 +323,20 @@ class SQLiteSearchIndex(SearchIndex):
             raise self._error(error) from error
         conn.set_progress_handler(conn.past_deadline, _PROGRESS_STEPS)
         return conn
+
+    def _switch_to_wal(self, conn: _Connection) -> None:
+        """WAL mode (kept in the file). Two processes switching a new file at once each hold a
+        shared lock and want an exclusive one: SQLite answers one of them "locked" at once, without
+        waiting, so it tries again here until busy_timeout_ms."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if not _busy(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)
 
     def _open_writer(self) -> _Connection:
         """A write connection, with the schema made (on a thread: it may wait for another process)."""
