@@ -96,6 +96,24 @@ async def test_a_query_too_long_for_the_loop_goes_to_a_thread_at_once_the_next_t
         await search.close()
 
 
+async def test_a_call_cancelled_on_its_thread_leaves_the_index_usable(tmp_path: Path) -> None:
+    """A request that times out while its statement runs on a thread: the statement is interrupted
+    (a write rolled back whole) before its connection serves anyone else."""
+    search = SQLiteSearchIndex.from_url(f"sqlite:///{tmp_path}/search.db?inline_ms=0")
+    try:
+        await search.index_many(posts(20_000))
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(search.query("oc"), 0.001)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(search.clear("post"), 0.001)  # a clear of 20,000 takes far longer
+            await asyncio.sleep(0.3)
+            assert await search.count() == 20_000  # rolled back, and nothing went on in the background
+        assert len((await search.query("ocean", limit=100)).hits) == 100
+    finally:
+        await search.close()
+
+
 async def test_short_statements_stay_on_the_loop(tmp_path: Path) -> None:
     search = SQLiteSearchIndex.from_url(f"sqlite:///{tmp_path}/search.db?inline_ms=1000")
     try:

@@ -188,9 +188,9 @@ class SQLiteSearchIndex(SearchIndex):
                         result = self._transaction(conn, fn, args, waiting=False)
                     except _Later:
                         self.moved_to_thread += 1
-                        result = await asyncio.to_thread(self._transaction, conn, fn, args, waiting=True)
+                        result = await _on_thread(conn, self._transaction, conn, fn, args, waiting=True)
                 else:
-                    result = await asyncio.to_thread(self._transaction, conn, fn, args, waiting=True)
+                    result = await _on_thread(conn, self._transaction, conn, fn, args, waiting=True)
             except sqlite3.Error as error:
                 raise self._error(error) from error
             self._after_commit()
@@ -242,7 +242,7 @@ class SQLiteSearchIndex(SearchIndex):
                 self.moved_to_thread += 1
                 on_thread()
             try:
-                return await asyncio.to_thread(self._waiting, conn, fn)
+                return await _on_thread(conn, self._waiting, conn, fn)
             except sqlite3.Error as error:
                 raise self._error(error) from error
 
@@ -379,6 +379,21 @@ class SQLiteSearchIndex(SearchIndex):
         if _busy(error):
             return SearchUnavailable(f"{self!r}: another process holds the index's lock past {self.busy_timeout_ms} ms")
         return SearchError(f"{self!r}: {error}")
+
+
+async def _on_thread(conn: _Connection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn`` on a worker thread, using ``conn``. If the caller is cancelled, the statement running
+    there is interrupted (a transaction rolls back) and the thread is waited for, so that ``conn``
+    is never handed to anyone else while the thread still uses it."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        conn.interrupt()
+        await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()  # retrieved: the caller is gone, however the thread ended
+        raise
 
 
 def _busy(error: sqlite3.Error) -> bool:
