@@ -120,8 +120,11 @@ def rotate(
     data_dir: DataDirOpt = None,
     master_key: MasterKeyOpt = None,
 ) -> None:
-    """Add a new version to a key (or to every key that is due) and make it current. Older versions
-    keep decrypting what they encrypted. Run `summit kms rotate --due` daily (cron, a timer)."""
+    """Add a new version to a key (or to every key that is due) and make it current.
+
+    Older versions keep decrypting what they encrypted. Run `summit kms rotate --due` daily
+    (cron, a systemd timer): a key rotates when its current version is older than its period.
+    """
     from summit.security.kms import KmsError
 
     if (name is None) == (not due):
@@ -146,8 +149,10 @@ def encrypt(
     data_dir: DataDirOpt = None,
     master_key: MasterKeyOpt = None,
 ) -> None:
-    """Encrypt stdin; write the blob (base64, one line) to stdout. Example:
-    `summit kms encrypt backups --context host=db1 < dump.sql > dump.sql.kms`"""
+    """Encrypt stdin; write the blob (base64, one line) to stdout.
+
+    Example: `summit kms encrypt backups --context host=db1 < dump.sql > dump.sql.kms`
+    """
     from summit.security.kms import KmsError
 
     pairs = parse_context(context)
@@ -170,8 +175,11 @@ def decrypt(
     data_dir: DataDirOpt = None,
     master_key: MasterKeyOpt = None,
 ) -> None:
-    """Decrypt a blob (base64 or raw) from stdin; write the plaintext to stdout. The --context
-    pairs must be the ones it was encrypted with."""
+    """Decrypt a blob (base64 or raw) from stdin; write the plaintext to stdout.
+
+    The --context pairs must be the ones it was encrypted with. Exits 1 when the blob does not
+    decrypt (changed, another context, a key or version this KMS does not have).
+    """
     from summit.security.kms import KmsError
 
     pairs = parse_context(context)
