@@ -1,10 +1,10 @@
 """Contract suites and test helpers, shipped with the package.
 
 A contract suite is a pytest test class, one per port (``cache``, ``objects``, ``queue``, ``mail``,
-``search``, ``sql``), whose tests use a fixture named after the port. The suite opens that adapter from the
-``backend`` fixture, and ``backends.backend_fixture(port)`` makes that fixture, parametrized over
-the port's table of adapter URLs (``backends.BACKENDS``), so one two-line subclass runs the suite on
-every adapter of the port::
+``search``, ``sql``), whose tests use a fixture named after the port. The suite opens that adapter
+from the ``backend`` fixture, and ``backends.backend_fixture(port)`` makes that fixture,
+parametrized over the port's table of adapter URLs (``backends.BACKENDS``), so one two-line
+subclass runs the suite on every adapter of the port::
 
     from summit.testing.backends import backend_fixture
     from summit.testing.queue import QueueContract
