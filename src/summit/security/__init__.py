@@ -14,7 +14,9 @@ or calls: the routers, the browser-session middleware, the principal dependencie
 cookies and the TOTP enrolment helpers (``totp.provisioning_uri``, ``totp.qr_svg``).
 
 Inside, for the platform: ``identity/`` (the user pool), ``policies/`` (the policy engine, IAM's
-store and admin API), ``audit/`` (the log), ``passwords`` (argon2id), ``services`` (the facade).
+store and admin API), ``audit/`` (the log), ``kms/`` (keys and envelope encryption, like KMS),
+``secrets/`` (versioned secrets and their rotation, like Secrets Manager), ``passwords``
+(argon2id), ``services`` (the facade).
 Names load on first use, so the platform's own commands (``summit audit``, ``summit iam``) can
 import one subpackage without paying for the web stack.
 """
