@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from summit.security.secrets import (
-    CURRENT,
     PENDING,
     PREVIOUS,
     AlternatingUsers,

@@ -31,7 +31,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from summit.security.secrets.errors import RotationFailed, SecretsError, VersionNotFound
 from summit.security.secrets.manager import CURRENT, PENDING, PREVIOUS
