@@ -46,10 +46,10 @@ def _platform(blueprint: Any) -> Any:  # noqa: ANN401
 
 @search_app.command("reindex")
 def reindex(config: ConfigOpt = None, stage: StageOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Empty the search index and fill it again from the app's data (the function the blueprint
-    names in app.search_documents), then compact it.
+    """Empty the search index and fill it again from the app's data.
 
-    Runs beside the app: searches made meanwhile see a partial index. On the stage running in the
+    The app's documents come from the function the blueprint names in app.search_documents; the
+    index is compacted at the end. Runs beside the app: searches made meanwhile see a partial index. On the stage running in the
     data directory (its PostgreSQL from 1+), else on --stage. Exits 1 if the engine or the app's
     data cannot be read (run `summit db upgrade` first on a new data directory).
     """
