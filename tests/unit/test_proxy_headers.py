@@ -31,3 +31,28 @@ async def _client_seen(trusted: str, peer: str, headers: list[tuple[bytes, bytes
 )
 async def test_the_client_address(trusted: str, peer: str, headers: list, expected: tuple[str, int]) -> None:
     assert await _client_seen(trusted, peer, headers) == expected
+
+
+async def _scheme_seen(trusted: str, peer: str, headers: list[tuple[bytes, bytes]]) -> str:
+    seen = {}
+
+    async def app(scope, receive, send):  # noqa: ANN001, ANN202
+        seen["scheme"] = scope["scheme"]
+
+    await ProxyHeadersMiddleware(app, trusted=trusted)({"type": "http", "scheme": "http", "client": (peer, 5555), "headers": headers}, None, None)
+    return seen["scheme"]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "headers", "expected"),
+    [
+        ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-proto", b"https")], "https"),  # TLS ended at the front door
+        ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-proto", b"http")], "http"),
+        ("127.0.0.1", "198.51.100.7", [(b"x-forwarded-proto", b"https")], "http"),  # not from the proxy: ignored
+        ("", "127.0.0.1", [(b"x-forwarded-proto", b"https")], "http"),  # no proxy trusted
+        ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-proto", b"gopher")], "http"),  # nonsense: ignored
+        ("127.0.0.1", "127.0.0.1", [], "http"),
+    ],
+)
+async def test_the_scheme(trusted: str, peer: str, headers: list, expected: str) -> None:
+    assert await _scheme_seen(trusted, peer, headers) == expected

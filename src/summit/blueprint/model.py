@@ -69,7 +69,7 @@ class Auth(_Section):
     refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=300, le=365 * 24 * 3600)
     # the tokens' "iss" and the OpenID discovery base URL; default: http://<server.host>:<server.port>
     issuer: str | None = None
-    cookie_secure: bool = False  # set true behind TLS
+    cookie_secure: bool = False  # Secure cookies and HSTS; true by default when engines.haproxy.tls is on
     # argon2id cost (RFC 9106 "second recommended" profile by default); hashes made with other
     # parameters are upgraded at the next successful log-in
     argon2_time_cost: int = Field(3, ge=1, le=20)
@@ -112,6 +112,10 @@ class HAProxyEngine(_Section):
     # the internal network load balancer (L4): the app reaches PgBouncer and Redis through HAProxy
     # in TCP mode (one hop more, one place to move or drain them)
     internal: bool = False
+    # TLS at the front door (certificates.md): HTTPS on https_port with the stage's certificate
+    # ([certs]), server.port answers 301 to it (but /healthz), HSTS; auth.cookie_secure follows
+    tls: bool = False
+    https_port: int = Field(8443, ge=1, le=65535, description="where HTTPS listens when tls is on")
 
 
 class VarnishEngine(_Section):
@@ -147,6 +151,51 @@ class Engines(_Section):
 
     def any(self) -> bool:
         return self.postgres.enabled or self.haproxy.enabled or self.redis.enabled or self.seaweedfs.enabled
+
+
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def domain_name(value: str) -> str:
+    """``value`` as certificates carry a DNS name (lower case, no final dot), or ValueError saying what to fix."""
+    import ipaddress
+
+    text = value.strip().lower().removesuffix(".")
+    hint = "give a DNS name such as localhost or photos.example"
+    if not text:
+        raise ValueError(f"is empty: {hint}")
+    if any(mark in text for mark in ("/", ":", "@", " ")):
+        raise ValueError(f"must be a bare DNS name, without a scheme, port, path or spaces: {hint}")
+    if "*" in text:
+        raise ValueError(f"cannot be a wildcard: {hint} (the CA may also vouch for names under it)")
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"is an address, not a DNS name: {hint} (127.0.0.1 and ::1 are always in the certificate)")
+    if len(text) > 253:
+        raise ValueError(f"is longer than 253 characters: {hint}")
+    bad = [label for label in text.split(".") if not _DNS_LABEL.match(label)]
+    if bad:
+        raise ValueError(f"has an invalid label {bad[0]!r} (1 to 63 letters, digits or inner hyphens between dots; "
+                         f"no underscores): {hint}")
+    if text.rsplit(".", 1)[-1].isdigit():
+        raise ValueError(f"ends in a numeric label, as no DNS name does: {hint}")
+    return text
+
+
+class Certs(_Section):
+    """The stage's certificate authority and the front door's certificate (``summit certs``)."""
+
+    domain: str = Field("localhost", description="the DNS name the front door's certificate is for")
+    validity_days: int = Field(90, ge=1, le=397, description="life of a new leaf certificate; renewed with a third left")
+    check_interval_seconds: int = Field(3600, ge=1, le=86_400, description="how often the control plane checks it")
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        return domain_name(value)
 
 
 class Worker(_Section):
@@ -254,6 +303,7 @@ class Blueprint(_Section):
     worker: Worker = Worker()
     workload: Workload = Workload()
     engines: Engines = Engines()
+    certs: Certs = Certs()
     # the capacity planner's assumptions (summit plan), NAME = number; the planner validates names
     plan: dict[str, float] = {}
 
@@ -265,9 +315,21 @@ class Blueprint(_Section):
         return value
 
     @property
-    def issuer(self) -> str:
+    def tls(self) -> bool:
+        """Does the front door speak HTTPS (``engines.haproxy.tls``)?"""
+        return self.engines.haproxy.enabled and self.engines.haproxy.tls
+
+    @property
+    def public_url(self) -> str:
+        """Where clients reach the stage: ``https://HOST:HTTPS_PORT`` behind TLS, else ``http://HOST:PORT``."""
         host = self.server.host if ":" not in self.server.host else f"[{self.server.host}]"
-        return (self.auth.issuer or f"http://{host}:{self.server.port}").rstrip("/")
+        if self.tls:
+            return f"https://{host}:{self.engines.haproxy.https_port}"
+        return f"http://{host}:{self.server.port}"
+
+    @property
+    def issuer(self) -> str:
+        return (self.auth.issuer or self.public_url).rstrip("/")
 
     @model_validator(mode="after")
     def _engines_fit(self) -> Blueprint:
@@ -277,6 +339,14 @@ class Blueprint(_Section):
             raise ValueError("engines.varnish needs engines.haproxy (the front door sends photo paths to it)")
         if self.server.processes > 1 and not self.engines.haproxy.enabled:
             raise ValueError("server.processes > 1 needs engines.haproxy (a load balancer in front of them)")
+        haproxy = self.engines.haproxy
+        if haproxy.tls and not haproxy.enabled:
+            raise ValueError("engines.haproxy.tls needs engines.haproxy.enabled (TLS ends at the front door: stage 1k and later)")
+        if haproxy.tls and haproxy.https_port == self.server.port:
+            raise ValueError(f"engines.haproxy.https_port and server.port are both {self.server.port}: HTTPS needs a port of "
+                             "its own (server.port answers HTTP with a redirect to it)")
+        if self.tls and "cookie_secure" not in self.auth.model_fields_set:  # behind TLS, cookies go over HTTPS only
+            self.auth = self.auth.model_copy(update={"cookie_secure": True})
         return self
 
     def port_url(self, port: str) -> str:
@@ -364,6 +434,8 @@ def _describe(error: ValidationError, source: str, env_names: dict[str, str]) ->
             lines.append(f"  unknown key {label}: remove it or check its spelling")
         elif item["type"] == "missing":
             lines.append(f"  missing key {label}")
+        elif not item["loc"]:  # a rule across sections: the input is the whole blueprint, no help
+            lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {label}: {item['msg'].removeprefix('Value error, ')} (got {item.get('input')!r})")
     return "\n".join(lines)
