@@ -42,6 +42,7 @@ class AppServer(Engine):
             "SUMMIT_SERVER__PROCESSES": str(b.server.processes),
             "SUMMIT_SERVER__TRUSTED_PROXIES": b.server.trusted_proxies,
             "SUMMIT_AUTH__ISSUER": b.issuer,  # the public URL: every app server issues and checks the same
+            "SUMMIT_AUTH__COOKIE_SECURE": "true" if b.auth.cookie_secure else "false",  # follows TLS at the front door
             "SUMMIT_APP__FACTORY": b.app.factory,
         }
         if os.environ.get("SUMMIT_CONFIG"):

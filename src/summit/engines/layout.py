@@ -6,6 +6,7 @@ Under the stage's data directory:
     engines/ports.json  the ports allocated to the engines (kept, so a restart reuses them)
     logs/<name>.log     each process's output
     secrets/            generated credentials, owner-only (0700 directory, 0600 files)
+    certs/              the stage's CA and the front door's certificate (``summit.engines.certs``)
     backups/            summit backup's copies, and backups/wal/: the primary's WAL archive
     run/                what the running stage publishes (endpoints.json: the URLs of its engines)
 """
@@ -47,6 +48,10 @@ class Layout:
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.data_dir / "certs"
 
     @property
     def run_dir(self) -> Path:
@@ -162,11 +167,13 @@ class Engine(abc.ABC):
 
     ``prepare`` runs before every start (idempotent; creating data on the first); ``ready`` is a
     quick probe the supervisor polls after starting it; ``started`` runs once it is ready (for
-    bootstrap work such as roles and replication slots); ``stopped`` after the supervisor stopped it.
+    bootstrap work such as roles and replication slots); ``stopped`` after the supervisor stopped it;
+    ``maintain`` every ``maintain_interval`` seconds while it runs (renewing a certificate).
     """
 
     kind: str = ""  # postgres, pgbouncer, app
     ready_timeout: float = 60.0  # seconds a start may take before it counts as failed
+    maintain_interval: float = 0.0  # seconds between ``maintain`` calls while it runs (0: never)
 
     def __init__(self, name: str, role: str, port: int, needs: tuple[str, ...] = ()):
         self.name = name
@@ -179,8 +186,9 @@ class Engine(abc.ABC):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def prepare(self, layout: Layout) -> None:  # noqa: B027  (optional)
-        """Create data and render configuration (before each start)."""
+    def prepare(self, layout: Layout) -> str | None:  # noqa: B027  (optional)
+        """Create data and render configuration (before each start); returns a note to tell, if any."""
+        return None
 
     @abc.abstractmethod
     def command(self, layout: Layout) -> Command: ...
@@ -194,6 +202,10 @@ class Engine(abc.ABC):
 
     def stopped(self, layout: Layout) -> None:  # noqa: B027  (optional)
         """Clean up what the process leaves behind outside its directory, after every stop."""
+
+    def maintain(self, layout: Layout) -> str | None:
+        """Periodic work while it runs (every ``maintain_interval`` s); returns a note to tell, if any."""
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.role} {self.address}>"

@@ -17,7 +17,8 @@ from pathlib import Path
 from summit.blueprint import Blueprint
 from summit.blueprint.model import ENDPOINTS_FILE
 from summit.engines.app import AppServer
-from summit.engines.haproxy import HAProxy
+from summit.engines.certs import for_blueprint as stage_certificates
+from summit.engines.haproxy import HAProxy, Tls
 from summit.engines.varnish import Varnish
 from summit.engines.layout import HOST, Engine, Layout, write_private
 from summit.engines.pgbouncer import PgBouncer, PoolSettings
@@ -72,8 +73,12 @@ def _plan_web(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
         needs = (*(n for n in needs if n not in {e.name for e in internal}), "haproxy")
     webs = [AppServer(name, blueprint, port=ports[name], needs=needs) for name in names]
     edge = _plan_cdn(blueprint, layout, result, webs) if blueprint.engines.varnish.enabled else None
+    tls = Tls(blueprint.engines.haproxy.https_port, stage_certificates(blueprint, layout),
+              check_interval=blueprint.certs.check_interval_seconds) if blueprint.tls else None
     front = HAProxy("haproxy", blueprint.server.host, blueprint.server.port, ports["haproxy-stats"], webs, cdn=edge,
-                    internal=_internal_ports(layout, result, internal), check_interval_ms=blueprint.engines.haproxy.check_interval_ms)
+                    internal=_internal_ports(layout, result, internal), check_interval_ms=blueprint.engines.haproxy.check_interval_ms,
+                    tls=tls)
+    result.endpoints["public"] = blueprint.public_url  # where clients reach the stage: https:// behind TLS
     result.engines += [front, *webs] if internal else [*webs, front]
 
 

@@ -4,7 +4,9 @@ backoff), stop them all in reverse order. Like ``docker compose up`` in the fore
 Each start is: ``prepare`` (render files, create data) -> spawn -> poll ``ready`` until it answers
 (or the process exits, or ``ready_timeout`` passes) -> ``started`` (bootstrap). A process that
 exits while the stage runs is started again after 1, 2, 4 ... up to ``max_backoff`` seconds; the
-delay goes back to 1 s once it has stayed up for a minute. Every change is published through
+delay goes back to 1 s once it has stayed up for a minute. An engine with a ``maintain_interval``
+has its ``maintain`` called that often while it runs (HAProxy renews its certificate); a failure
+is told and tried again within a minute. Every change is published through
 ``on_change`` (the stage's state file) and told through ``on_event`` (the console, a log).
 """
 
@@ -33,6 +35,7 @@ class Unit:
     retry_at: float = 0.0
     last_error: str = ""
     started_at: float = 0.0
+    maintain_at: float = 0.0  # monotonic time of the next ``maintain`` call (0: none due)
     history: list[str] = field(default_factory=list)
 
     def record(self) -> dict[str, object]:
@@ -112,7 +115,9 @@ class Supervisor:
         unit.state = "starting"
         self._changed()
         began = time.monotonic()
-        await asyncio.to_thread(engine.prepare, layout)
+        note = await asyncio.to_thread(engine.prepare, layout)
+        if note:
+            self.on_event(f"{engine.name}: {note}")
         process = Process(engine.name, engine.command(layout), layout.log(engine.name))
         unit.process = process
         process.start()
@@ -135,6 +140,7 @@ class Supervisor:
             await asyncio.sleep(0.05)
         await asyncio.to_thread(engine.started, layout)
         unit.state, unit.last_error, unit.started_at = "running", "", time.time()
+        unit.maintain_at = time.monotonic() + engine.maintain_interval if engine.maintain_interval > 0 else 0.0
         self._changed()
         self.on_event(f"{engine.name} ({engine.kind}, {engine.role}) ready at {engine.address} "
                       f"in {time.monotonic() - began:.1f} s (pid {process.pid})")
@@ -174,6 +180,23 @@ class Supervisor:
                     unit.state, unit.retry_at, unit.last_error = "failed", time.monotonic() + delay, str(error).splitlines()[0]
                     self._changed()
                     self.on_event(f"{unit.engine.name}: restart failed ({unit.last_error}); next try in {delay:g} s")
+        for unit in self.units:
+            if self.stopping:
+                return
+            if unit.state == "running" and unit.maintain_at and time.monotonic() >= unit.maintain_at:
+                await self._maintain(unit)
+
+    async def _maintain(self, unit: Unit) -> None:
+        interval = unit.engine.maintain_interval
+        unit.maintain_at = time.monotonic() + interval
+        try:
+            note = await asyncio.to_thread(unit.engine.maintain, self.layout)
+        except Exception as error:  # noqa: BLE001  (told, and tried again soon: the engine keeps running)
+            unit.maintain_at = time.monotonic() + min(interval, 60.0)
+            self.on_event(f"{unit.engine.name}: maintenance failed ({error}); trying again in {min(interval, 60.0):g} s")
+            return
+        if note:
+            self.on_event(f"{unit.engine.name}: {note}")
 
     # ---- stopping -------------------------------------------------------------------------------
 
