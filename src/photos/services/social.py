@@ -12,7 +12,7 @@ from summit.ports import IntegrityError
 
 from summit.security import Principal
 
-from photos import policies, schema
+from photos import jobs, policies, schema
 from photos.errors import Invalid, NotFound
 from photos.services import reads
 from photos.services.common import Comment, Context, Page, UserBrief, clean_text, extract_tags, now, page_size, parse_cursor
@@ -68,6 +68,14 @@ async def _require_post(conn, post_id: int) -> None:  # noqa: ANN001
         raise NotFound("no such post")
 
 
+async def _count(conn, column, step: int, post_id: int) -> int:  # noqa: ANN001
+    """Move one of a post's counters by ``step``: the LAST statement of its write block, so that
+    the post's row, locked from here to the commit, is held for one round trip. A hot post (many
+    likes or comments at once) queues its writers on that lock; each statement before the commit
+    would add a turn of the busy event loop to every writer's wait."""
+    return (await conn.execute(update(schema.posts).where(p.id == post_id).values({column: column + step}).returning(column))).scalar_one()
+
+
 async def like(ctx: Context, user_id: int, post_id: int) -> int:
     """Like a post (idempotent); returns the post's like count."""
 
@@ -77,7 +85,7 @@ async def like(ctx: Context, user_id: int, post_id: int) -> int:
             already = await conn.execute(select(lk.user_id).where(lk.post_id == post_id, lk.user_id == user_id))
             if already.first() is None:
                 await conn.execute(insert(schema.likes).values(post_id=post_id, user_id=user_id, created_at=now()))
-                await conn.execute(update(schema.posts).where(p.id == post_id).values(like_count=p.like_count + 1))
+                return await _count(conn, p.like_count, +1, post_id)
             return (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
 
     count = await _idempotent(write)
@@ -90,8 +98,9 @@ async def unlike(ctx: Context, user_id: int, post_id: int) -> int:
         await _require_post(conn, post_id)
         result = await conn.execute(delete(schema.likes).where(lk.post_id == post_id, lk.user_id == user_id))
         if result.rowcount:
-            await conn.execute(update(schema.posts).where(p.id == post_id).values(like_count=p.like_count - 1))
-        count = (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
+            count = await _count(conn, p.like_count, -1, post_id)
+        else:
+            count = (await conn.execute(select(p.like_count).where(p.id == post_id))).scalar_one()
     await reads.forget_like(ctx, user_id, post_id)
     return count
 
@@ -115,12 +124,14 @@ async def add_comment(ctx: Context, author_id: int, post_id: int, body: object) 
         await conn.execute(
             insert(schema.comments).values(id=comment_id, post_id=post_id, author_id=author_id, body=body, created_at=now())
         )
-        await conn.execute(update(schema.posts).where(p.id == post_id).values(comment_count=p.comment_count + 1))
         tags = extract_tags(body)  # the post is on these tags' pages too, as long as the comment lives
         if tags:
             await conn.execute(insert(schema.comment_tags), [{"comment_id": comment_id, "tag": tag, "post_id": post_id} for tag in tags])
         row = (await conn.execute(_comment_query().where(c.id == comment_id))).one()
+        await _count(conn, p.comment_count, +1, post_id)
     await reads.forget_posts(ctx, [post_id])
+    if tags:  # the post now counts for these tags
+        await jobs.request_index(ctx, tags=tags)
     return _comment(ctx, row)
 
 
@@ -144,7 +155,10 @@ async def delete_comment(ctx: Context, actor: Principal, comment_id: int) -> Non
             raise NotFound("no such comment")
         await ctx.access.authorize(actor, "photos:DeleteComment", policies.comment_arn(comment_id), policies.owner(row.author_id),
                                    message="only the author or a moderator can delete this comment")
+        tags = list((await conn.execute(select(ct.tag).where(ct.comment_id == comment_id))).scalars())
         await conn.execute(delete(schema.comment_tags).where(ct.comment_id == comment_id))  # its tags go with it
         await conn.execute(delete(schema.comments).where(c.id == comment_id))
-        await conn.execute(update(schema.posts).where(p.id == row.post_id).values(comment_count=p.comment_count - 1))
+        await _count(conn, p.comment_count, -1, row.post_id)
     await reads.forget_posts(ctx, [row.post_id])
+    if tags:
+        await jobs.request_index(ctx, tags=tags)
