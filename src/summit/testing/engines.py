@@ -175,6 +175,45 @@ class SmallOrigin(Engine):
         return tcp_open(self.host, self.port, timeout=0.2)
 
 
+# An app server's stand-in behind the front door: answers every GET (keep-alive, HTTP/1.1) with its
+# name, the path and the headers it got, as JSON.
+ECHO = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+name, port = sys.argv[1], int(sys.argv[2])
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out separately: no 40 ms wait between them
+    def do_GET(self):
+        body = json.dumps({"server": name, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+class EchoServer(Engine):
+    """A small real HTTP server in an app server's place (behind HAProxy): it says what reached it."""
+
+    kind = "app"
+
+    def __init__(self, name: str = "web-1"):
+        super().__init__(name, "web", free_port())
+
+    def command(self, layout: Layout) -> Command:
+        import sys
+
+        return Command([sys.executable, "-c", ECHO, self.name, str(self.port)])
+
+    def ready(self, layout: Layout) -> bool:
+        return tcp_open(self.host, self.port, timeout=0.2)
+
+
 @dataclass
 class CdnTiers:
     """Varnish's edge and regional tiers in front of a small origin."""
