@@ -19,12 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from summit.blueprint import Blueprint, load_blueprint
 from summit.migrate import upgrade_all
 from summit.platform import Platform
-from summit.security import BrowserSessionMiddleware, Security, admin_router, identity_router
-from summit.ports import CommitUnknown, DatabaseUnavailable, ObjectStoreUnavailable
+from summit.security import BrowserSessionMiddleware, PoolUser, Security, admin_router, identity_router
+from summit.ports import CommitUnknown, Connection, DatabaseUnavailable, ObjectStoreUnavailable
 from summit.web import (
     BodyLimitMiddleware,
     ProxyHeadersMiddleware,
@@ -64,8 +65,12 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):  # noqa: ANN202
         platform = Platform.from_blueprint(blueprint)
         await asyncio.to_thread(upgrade_all, blueprint, platform.db.sync_url)  # the platform's histories, then ours
+
+        async def index_profile(conn: Connection, user: PoolUser) -> None:  # in the pool's transaction: deferred
+            jobs.index_after_commit(app.state.ctx, "user", user.id)
+
         security = await Security.open(platform, baseline=[policies.BASELINE], group_policies=policies.GROUP_POLICIES,
-                                       reserved_usernames=RESERVED, on_confirmed=[create_profile])
+                                       reserved_usernames=RESERVED, on_confirmed=[create_profile, index_profile])
         security.install(app)
         ctx = Context(platform=platform, identity=security.identity, access=security.access)
         app.state.ctx = ctx
@@ -108,6 +113,7 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     index_routes(app)  # every route is added: routing by a tree of path segments from here on
 
     # outermost last: request context wraps everything, so even a 413 gets an id and a log line
+    app.add_middleware(DeferredJobsMiddleware)
     app.add_middleware(FastRoutes, routes=fast_routes)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BrowserSessionMiddleware, pool=lambda: app.state.identity, secure=blueprint.auth.cookie_secure)
@@ -122,6 +128,26 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     if blueprint.server.trusted_proxies:  # behind the stage's load balancer: the client it saw
         app.add_middleware(ProxyHeadersMiddleware, trusted=blueprint.server.trusted_proxies)
     return app
+
+
+class DeferredJobsMiddleware:
+    """Jobs noted during a request by code that ran inside a transaction it does not own (the user
+    pool's confirmation hook: ``jobs.index_after_commit``) are queued once the request has been
+    answered: that transaction has committed (or rolled back, and the job finds nothing to do)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with jobs.deferring() as pending:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if pending:
+                    await jobs.send_deferred(scope["app"].state.ctx, pending)
 
 
 def swagger_ui_dir() -> str:

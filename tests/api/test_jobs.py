@@ -13,7 +13,7 @@ API = "/api/v1"
 
 async def test_every_job_has_a_handler_and_the_worker_runs_them(app, client, make_user, make_post, drain):  # noqa: ANN001
     ctx = app.state.ctx
-    assert set(jobs.HANDLERS) == {jobs.THUMBNAILS, jobs.OBJECT_CLEANUP}
+    assert set(jobs.HANDLERS) == {jobs.THUMBNAILS, jobs.OBJECT_CLEANUP, jobs.SEARCH_INDEX}
     user = await make_user()
     post = await make_post(user)
     await drain()

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, insert, select, update
 from summit.ports import CdnError, Connection, ObjectError
 from summit.security import PoolUser
 
-from photos import jobs, media, schema
+from photos import jobs, media, schema, search
 from photos.errors import Invalid, NotFound
 from photos.services import reads
 from photos.services.common import Context, Profile, clean_text, now
@@ -23,7 +23,8 @@ log = logging.getLogger("photos.accounts")
 
 # URL segments of the web UI: usernames that would shadow a page are refused at sign-up
 RESERVED = frozenset({"api", "static", "media", "login", "logout", "signup", "settings", "tags", "admin", "healthz",
-                      "metrics", "u", "p", "feed", "new", "me", "confirm", "dev", "reset", "mfa", "posts", "comments"})
+                      "metrics", "u", "p", "feed", "new", "me", "confirm", "dev", "reset", "mfa", "posts", "comments",
+                      "search", "explore"})
 AVATAR_PIXELS = 25_000_000
 
 
@@ -89,6 +90,7 @@ async def update_profile(ctx: Context, user_id: int, *, display_name: object = N
             if result.rowcount == 0:
                 raise NotFound("no such user")
         await reads.forget_user(ctx, user_id)
+        await jobs.request_index(ctx, users=[user_id])
     return await get_profile(ctx, user_id, viewer_id=user_id)
 
 
@@ -122,6 +124,8 @@ async def delete_account(ctx: Context, user_id: int) -> None:
     transaction, then their objects."""
     keys: list[str] = []
     touched: list[int] = []  # posts that go, and posts whose counters change
+    own: list[int] = []  # posts that go
+    tags: set[str] = set()  # tags whose post counts change: of those posts, and of the user's comments
 
     async def remove_rows(conn: Connection, user: PoolUser) -> None:
         p = schema.posts.c
@@ -130,14 +134,19 @@ async def delete_account(ctx: Context, user_id: int) -> None:
             keys.append(profile.avatar_key)
         rows = await conn.execute(select(p.id, p.photo_key, p.thumb_small, p.thumb_medium, p.thumb_large).where(p.author_id == user_id))
         for row in rows:
-            touched.append(row.id)
+            own.append(row.id)
             keys.extend(key for key in row[1:] if key)
+        touched.extend(own)
+        tags.update(await search.tags_of_posts(conn, own))
+        commented = select(schema.comment_tags.c.tag).join(schema.comments, schema.comments.c.id == schema.comment_tags.c.comment_id)
+        tags.update((await conn.execute(commented.where(schema.comments.c.author_id == user_id))).scalars())
         touched.extend(await _uncount(conn, user_id))  # counters of other users' posts this user liked or commented on
         await conn.execute(delete(schema.users).where(schema.users.c.id == user_id))
 
     await ctx.identity.delete_user(user_id, also=remove_rows)
     await reads.forget_user(ctx, user_id)
     await reads.forget_posts(ctx, touched)
+    await jobs.request_index(ctx, users=[user_id], posts=own, tags=sorted(tags))
     await delete_objects(ctx, keys)
 
 

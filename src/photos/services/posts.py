@@ -14,7 +14,7 @@ from summit.ports import ObjectError, ObjectNotFound
 
 from summit.security import Principal
 
-from photos import jobs, media, policies, schema
+from photos import jobs, media, policies, schema, search
 from photos.services import reads
 from photos.errors import Invalid, NotFound
 from photos.services.accounts import delete_objects
@@ -78,6 +78,9 @@ async def create_post(ctx: Context, author_id: int, data: bytes, caption: object
         raise
     await reads.forget_timeline(ctx, author_id)
     await jobs.request_thumbnails(ctx, post_id)
+    tags = extract_tags(caption)
+    if caption or tags:
+        await jobs.request_index(ctx, posts=[post_id], tags=tags)
     return await get_post(ctx, post_id, viewer_id=author_id)
 
 
@@ -104,18 +107,22 @@ async def edit_caption(ctx: Context, actor: Principal, post_id: int, caption: ob
     caption = clean_text(caption, "caption", max_length=MAX_CAPTION, multiline=True)
     async with ctx.db.write() as conn:
         await _authorized_post(ctx, conn, actor, post_id, "photos:EditPost", "only the author can edit this post")
+        before = set((await conn.execute(select(schema.post_tags.c.tag).where(schema.post_tags.c.post_id == post_id))).scalars())
         await conn.execute(update(schema.posts).where(p.id == post_id).values(caption=caption, edited_at=now()))
         await _set_tags(conn, post_id, caption)
     await reads.forget_posts(ctx, [post_id])
+    await jobs.request_index(ctx, posts=[post_id], tags=sorted(before | set(extract_tags(caption))))
     return await get_post(ctx, post_id, viewer_id=actor.user_id)
 
 
 async def delete_post(ctx: Context, actor: Principal, post_id: int) -> None:
     async with ctx.db.write() as conn:
         row = await _authorized_post(ctx, conn, actor, post_id, "photos:DeletePost", "only the author or a moderator can delete this post")
+        tags = await search.tags_of_posts(conn, [post_id])
         await conn.execute(delete(schema.posts).where(p.id == post_id))
     await reads.forget_posts(ctx, [post_id])
     await reads.forget_timeline(ctx, row.author_id)
+    await jobs.request_index(ctx, posts=[post_id], tags=sorted(tags))
     await delete_objects(ctx, [k for k in (row.photo_key, row.thumb_small, row.thumb_medium, row.thumb_large) if k])
 
 
