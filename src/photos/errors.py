@@ -10,4 +10,13 @@ class UnsupportedMedia(ServiceError):
     status, code = 415, "unsupported_media_type"
 
 
-__all__ = ["AppError", "Conflict", "Forbidden", "Invalid", "NotFound", "TooLarge", "TooManyRequests", "Unauthorized", "UnsupportedMedia"]
+class Unavailable(ServiceError):
+    """A part of the service (the search index, say) does not answer now: retry after ``retry_after`` s."""
+
+    status, code = 503, "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 2):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+__all__ = ["AppError", "Conflict", "Forbidden", "Invalid", "NotFound", "TooLarge", "TooManyRequests", "Unauthorized", "Unavailable", "UnsupportedMedia"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
@@ -12,7 +12,7 @@ from summit.security import Principal
 from photos import auth
 from photos.api import views as v
 from photos.api.responses import JSON
-from photos.services import accounts, posts, social
+from photos.services import accounts, discovery, posts, social
 from photos.services.common import Context, parse_id
 from photos.uploads import accepts_photo
 
@@ -116,6 +116,26 @@ async def get_user_posts(username: str, viewer: Viewer, ctx: Ctx, cursor: Cursor
 async def get_tag(tag: str, viewer: Viewer, ctx: Ctx, cursor: Cursor = None, limit: Limit = None) -> Response:
     """Posts whose caption or comments carry the tag (`#` and case do not matter), newest first."""
     return _json(v.page(await posts.tag_posts(ctx, tag, viewer_id=viewer, cursor=cursor, limit=limit), v.post))
+
+
+# ---- search -----------------------------------------------------------------------------------
+UNAVAILABLE = {503: {"model": v.ErrorOut, "description": "the search index does not answer now: retry after Retry-After seconds"}}
+
+
+@router.get("/search", responses={200: {"model": v.SearchPage}, **ERRORS, **UNAVAILABLE}, tags=["search"])
+async def search(
+    viewer: Viewer,
+    ctx: Ctx,
+    q: Annotated[str, Query(description="what to look for: words, each of 2+ letters also a prefix (`ali` finds alice); "
+                                        "at most 200 characters and 8 different words")] = "",
+    kind: Annotated[Literal["user", "post", "tag"] | None, Query(description="only people, posts or tags")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page of this search")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """People, posts and tags matching the words of `q`, best first (by relevance, then popularity).
+    Any text is a search, never syntax: quotes, `*`, `NEAR`, `OR` are plain characters or words. A
+    search without a word gives no results; one that is too long is a 422 saying what to shorten."""
+    return _json(v.results(await discovery.search_all(ctx, q, kind=kind, cursor=cursor, limit=limit, viewer_id=viewer)))
 
 
 # ---- follows, likes, comments -----------------------------------------------------------------

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from photos.services.common import Comment, Page, Post, Profile, UserBrief
+from photos.services.discovery import Result, Results, TagCount
 
 
 def iso(ts: float | None) -> str | None:
@@ -73,6 +74,21 @@ def comment(c: Comment) -> dict[str, Any]:
 
 def page(pg: Page, render) -> dict[str, Any]:  # noqa: ANN001
     return {"items": [render(item) for item in pg.items], "next_cursor": pg.next_cursor}
+
+
+def tag_count(t: TagCount) -> dict[str, Any]:
+    return {"tag": t.tag, "posts": t.posts}
+
+
+_RESULT = {"user": user_brief, "post": post, "tag": tag_count}
+
+
+def result(r: Result) -> dict[str, Any]:
+    return {"kind": r.kind, r.kind: _RESULT[r.kind](r.item)}  # type: ignore[operator]
+
+
+def results(rs: Results) -> dict[str, Any]:
+    return {"items": [result(r) for r in rs.items], "next_cursor": rs.next_cursor}
 
 
 # ---- request bodies ---------------------------------------------------------------------------
@@ -152,6 +168,23 @@ class PostPage(BaseModel):
 class CommentPage(BaseModel):
     items: list[CommentOut]
     next_cursor: str | None
+
+
+class TagOut(BaseModel):
+    tag: str = Field(description="the hashtag, lower-case, without '#'")
+    posts: int = Field(description="how many posts carry it, in their caption or their comments")
+
+
+class SearchResultOut(BaseModel):
+    kind: Literal["user", "post", "tag"]
+    user: UserBriefOut | None = Field(None, description="present when kind is user")
+    post: PostOut | None = Field(None, description="present when kind is post")
+    tag: TagOut | None = Field(None, description="present when kind is tag")
+
+
+class SearchPage(BaseModel):
+    items: list[SearchResultOut] = Field(description="best first; a page may hold fewer than limit (results deleted meanwhile are left out)")
+    next_cursor: str | None = Field(description="pass it as cursor, with the same q and kind, for the next page; null on the last")
 
 
 class LikeOut(BaseModel):

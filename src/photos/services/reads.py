@@ -73,6 +73,12 @@ async def posts(ctx: Context, post_ids: list[int], *, viewer_id: int | None = No
     return [_post(ctx, rows[i], authors[rows[i]["author_id"]], i in liked) for i in present if rows[i]["author_id"] in authors]
 
 
+async def user_briefs(ctx: Context, user_ids: list[int]) -> dict[int, UserBrief]:
+    """The briefs (username, display name, avatar) of the users of ``user_ids`` that exist."""
+    rows = await _cached_rows(ctx, "user", user_ids, _AUTHORS)
+    return {i: UserBrief(row["id"], row["username"], row["display_name"], ctx.media_url(row["avatar_key"])) for i, row in rows.items()}
+
+
 def _post(ctx: Context, row: dict[str, Any], author: dict[str, Any], liked: bool) -> Post:
     media = ctx.media_url
     return Post(
