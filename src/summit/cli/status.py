@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -16,9 +18,13 @@ from summit.engines import Layout, probes, state
 from summit.engines.process import alive, tail
 
 
-def _healthy(record: dict) -> tuple[bool, str]:
+def _healthy(record: dict, data_dir: Path) -> tuple[bool, str]:
+    verify: bool | ssl.SSLContext = True
+    ca = data_dir / "certs" / "ca.pem"
+    if record["url"].startswith("https://") and ca.is_file():  # TLS at the front door: the stage's own CA signed it
+        verify = ssl.create_default_context(cafile=str(ca))
     try:
-        response = httpx.get(record["url"] + "/healthz", timeout=3)
+        response = httpx.get(record["url"] + "/healthz", timeout=3, verify=verify)
     except httpx.HTTPError as error:
         return False, f"no answer: {error}"
     if response.status_code != 200:
@@ -52,7 +58,7 @@ def status(
         report.update(running=True, pid=record["pid"], url=record["url"], stage=record["stage"], ports=record.get("ports", {}),
                       ready=record.get("ready", False))
         report["uptime_seconds"] = round(time.time() - record.get("started_at", time.time()))
-        app_healthy, report["health"] = _healthy(record)
+        app_healthy, report["health"] = _healthy(record, blueprint.data_dir.resolve())
         now = time.time()
         layout = Layout(blueprint.data_dir.resolve())
         for process in record.get("processes", []):

@@ -51,8 +51,7 @@ def _check_factory(blueprint) -> None:  # noqa: ANN001
 
 
 def _url(blueprint) -> str:  # noqa: ANN001
-    host = blueprint.server.host
-    return f"http://{host if ':' not in host else f'[{host}]'}:{blueprint.server.port}"
+    return blueprint.public_url  # https://HOST:HTTPS_PORT behind TLS (engines.haproxy.tls)
 
 
 @app.command()
@@ -86,6 +85,8 @@ def up(
         raise typer.Exit(1)
     server = blueprint.server
     _check_port_free(server.host, server.port)
+    if blueprint.tls:
+        _check_port_free(server.host, blueprint.engines.haproxy.https_port)
     blueprint.data_dir.mkdir(parents=True, exist_ok=True)
     if config is not None:
         os.environ["SUMMIT_CONFIG"] = str(Path(config).resolve())
@@ -99,7 +100,9 @@ def up(
             f"stage {blueprint.stage}: {blueprint.description}\n"
             f"data: {blueprint.data_dir}\n"
             f"API docs: {url}/api/v1/docs   health: {url}/healthz\n"
-            "Ctrl-C stops it.",
+            + (f"TLS: the stage's own CA signs it: `summit certs export-ca ca.pem`, then `curl --cacert ca.pem {url}/healthz`\n"
+               if blueprint.tls else "")
+            + "Ctrl-C stops it.",
             title="summit up",
         )
     )
