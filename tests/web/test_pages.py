@@ -97,21 +97,23 @@ async def test_the_nav_marks_the_page_you_are_on_and_no_other(browser, make_user
         f"/p/{post['id']}": None,
         "/tags/summit": None,
         "/dev/inbox": None,
+        "/explore": "Explore",
+        "/search?q=alice": None,
     }
     for path, current in expected.items():
         r = await c.get(path)
         assert r.status_code == 200, path
         nav = _nav(r)
-        assert set(nav) == {"Home", "New post", "Profile", "Settings"}, (path, nav)
+        assert set(nav) == {"Home", "Explore", "New post", "Profile", "Settings"}, (path, nav)
         assert [text for text, marked in nav.items() if marked] == ([current] if current else []), (path, nav)
     # the upload form shown again with an error (at /posts) is still the New post page
     again = await c.post("/posts", data={"csrf_token": await token(c, "/new"), "caption": "no photo"})
     assert again.status_code == 422 and _nav(again)["New post"]
     # logged out
     anon = await browser()
-    for path, current in {"/": None, "/login": "Log in", "/signup": "Sign up", "/u/alice": None}.items():
+    for path, current in {"/": None, "/login": "Log in", "/signup": "Sign up", "/u/alice": None, "/explore": "Explore"}.items():
         nav = _nav(await anon.get(path))
-        assert set(nav) == {"Log in", "Sign up"}, (path, nav)
+        assert set(nav) == {"Explore", "Log in", "Sign up"}, (path, nav)
         assert [text for text, marked in nav.items() if marked] == ([current] if current else []), (path, nav)
     # app.css styles the mark, and has no rule left that styles a link as current without it
     css = (await anon.get("/static/app.css")).text

@@ -12,6 +12,7 @@ dev inbox. The helpers both use live in ``pages``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -22,8 +23,8 @@ from summit.web.routing import add_router
 
 from photos import media
 from photos.errors import AppError, Forbidden, Invalid, NotFound
-from photos.services import accounts, posts, social
-from photos.services.common import Profile, parse_id
+from photos.services import accounts, discovery, posts, social
+from photos.services.common import Page, Profile, parse_id
 from photos.uploads import accepts_photo
 from photos.web import account_routes
 from photos.web.pages import (
@@ -226,6 +227,43 @@ async def tag(request: Request, tag: str) -> Response:
     cursor = cursor_param(request)
     page = await posts.tag_posts(ctx_of(request), tag, viewer_id=me.id if me else None, cursor=cursor, limit=24)
     return render(request, "tag.html", tag=tag.lstrip("#").lower(), page=page, cursor=cursor)
+
+
+# ---- search and explore -------------------------------------------------------------------------
+SEARCH_KINDS = ("user", "post", "tag")
+ALL_KINDS_LIMITS = {"user": 6, "tag": 8, "post": 12}  # the first page: a few of each kind
+ONE_KIND_LIMITS = {"user": 30, "tag": 40, "post": 24}  # one kind, page by page
+
+
+@router.get("/search")
+async def search(request: Request) -> Response:
+    ctx, me = ctx_of(request), await viewer(request)
+    params = request.query_params
+    q, kind, cursor = params.get("q", ""), params.get("kind") or None, params.get("cursor") or None
+    if kind is not None and kind not in SEARCH_KINDS:
+        raise Invalid(f"kind is one of {', '.join(SEARCH_KINDS)} (or none: all of them), not {kind[:40]!r}", field="kind")
+    page = {"q": q, "search_q": q, "kind": kind, "cursor": cursor, "sections": {}}
+    if not q.strip():
+        return render(request, "search.html", **{**page, "q": ""})
+    viewer_id = me.id if me else None
+    try:
+        if kind is not None:
+            page["sections"] = {kind: await discovery.search_all(ctx, q, kind=kind, cursor=cursor, limit=ONE_KIND_LIMITS[kind],
+                                                                 viewer_id=viewer_id)}
+        else:
+            found = await asyncio.gather(*(discovery.search_all(ctx, q, kind=name, limit=limit, viewer_id=viewer_id)
+                                           for name, limit in ALL_KINDS_LIMITS.items()))
+            page["sections"] = dict(zip(ALL_KINDS_LIMITS, found, strict=True))
+    except Invalid as error:  # the words of the search (too long, too many) or a cursor from elsewhere: say so on the page
+        return render(request, "search.html", error.status, **{**page, "sections": {}}, **form_error(error))
+    return render(request, "search.html", **page)
+
+
+@router.get("/explore")
+async def explore(request: Request) -> Response:
+    me = await viewer(request)
+    found = await discovery.explore(ctx_of(request), me.id if me else None)
+    return render(request, "explore.html", explore=found, recent=Page(found.recent), most_liked=Page(found.most_liked))
 
 
 # ---- settings ---------------------------------------------------------------------------------

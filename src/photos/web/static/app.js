@@ -1,7 +1,9 @@
 // Summit Photos: progressive enhancement only; every page works without this file.
 // - swaps in thumbnails of posts still being processed (polls the JSON API),
 // - likes and unlikes without a page reload (falls back to the plain form on any error),
-// - asks before destructive form submissions, checks upload sizes and previews the chosen photo.
+// - asks before destructive form submissions, checks upload sizes and previews the chosen photo,
+// - suggests people, tags and posts under the header's search box as you type (a listbox over the
+//   search API); the box stays a plain GET form that works without this file.
 (function () {
   "use strict";
 
@@ -127,10 +129,162 @@
     });
   }
 
+  var SUGGEST_MS = 200; // debounce: a request once typing pauses this long
+  var SUGGEST_LIMIT = 8;
+
+  function suggestionOf(result) {
+    // what an option shows and where it leads; text only (set with textContent, never as markup)
+    if (result.kind === "user" && result.user) {
+      var u = result.user;
+      return { href: "/u/" + encodeURIComponent(u.username), label: u.display_name || u.username,
+               detail: "@" + u.username, kind: "Person" };
+    }
+    if (result.kind === "tag" && result.tag) {
+      return { href: "/tags/" + encodeURIComponent(result.tag.tag), label: "#" + result.tag.tag,
+               detail: plural(result.tag.posts, "post"), kind: "Tag" };
+    }
+    if (result.kind === "post" && result.post) {
+      var caption = result.post.caption.replace(/\s+/g, " ").trim();
+      if (caption.length > 60) caption = caption.slice(0, 59) + "\u2026";
+      return { href: "/p/" + encodeURIComponent(result.post.id), label: caption || "Photo",
+               detail: "@" + result.post.author.username, kind: "Post" };
+    }
+    return null;
+  }
+
+  function enhanceSearch() {
+    var input = document.querySelector("input[data-typeahead]");
+    if (!input || !window.fetch) return;
+    var form = input.form;
+    var list = document.createElement("ul");
+    var status = document.createElement("div");
+    var listId = input.id + "-suggestions";
+    list.id = listId;
+    list.className = "typeahead";
+    list.setAttribute("role", "listbox");
+    list.setAttribute("aria-label", "Suggestions");
+    list.hidden = true;
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    form.appendChild(list);
+    form.appendChild(status);
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-expanded", "false");
+    input.setAttribute("aria-controls", listId);
+
+    var timer = null;
+    var asked = 0; // the number of the latest request: older answers are dropped
+    var shown = ""; // the text whose suggestions are shown
+    var active = -1;
+    var controller = null;
+
+    function options() { return list.querySelectorAll("[role=option]"); }
+
+    function close() {
+      list.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+      active = -1;
+    }
+
+    function activate(index) {
+      var all = options();
+      if (!all.length) return;
+      active = (index + all.length) % all.length;
+      all.forEach(function (option, i) {
+        option.setAttribute("aria-selected", i === active ? "true" : "false");
+        option.classList.toggle("active", i === active);
+      });
+      input.setAttribute("aria-activedescendant", all[active].id);
+      all[active].scrollIntoView({ block: "nearest" });
+    }
+
+    function show(results, text) {
+      list.textContent = "";
+      active = -1;
+      input.removeAttribute("aria-activedescendant");
+      results.map(suggestionOf).filter(Boolean).forEach(function (s, i) {
+        var option = document.createElement("li");
+        option.id = listId + "-" + i;
+        option.setAttribute("role", "option");
+        option.setAttribute("aria-selected", "false");
+        option.setAttribute("data-href", s.href);
+        var kind = document.createElement("span");
+        kind.className = "typeahead-kind";
+        kind.textContent = s.kind;
+        var label = document.createElement("span");
+        label.className = "typeahead-label";
+        label.textContent = s.label;
+        var detail = document.createElement("span");
+        detail.className = "typeahead-detail";
+        detail.textContent = s.detail;
+        option.appendChild(kind);
+        option.appendChild(label);
+        option.appendChild(detail);
+        list.appendChild(option);
+      });
+      shown = text;
+      var count = options().length;
+      status.textContent = count ? plural(count, "suggestion") + ": use the arrow keys to choose one" : "No suggestions";
+      list.hidden = !count;
+      input.setAttribute("aria-expanded", count ? "true" : "false");
+    }
+
+    function ask() {
+      var text = input.value.trim();
+      if (text.length < 2) { close(); shown = ""; return; }
+      if (text === shown && !list.hidden) return;
+      var mine = ++asked;
+      if (controller) controller.abort();
+      controller = window.AbortController ? new AbortController() : null;
+      fetch("/api/v1/search?limit=" + SUGGEST_LIMIT + "&q=" + encodeURIComponent(text), {
+        credentials: "same-origin", headers: { Accept: "application/json" }, signal: controller ? controller.signal : undefined
+      }).then(function (r) {
+        return r.ok ? r.json() : { items: [] }; // a 422 (too long) or a 503: no suggestions, the form still works
+      }).then(function (page) {
+        if (mine === asked && input.value.trim() === text) show(page.items || [], text);
+      }).catch(function () { /* aborted by a newer request, or offline: nothing to show */ });
+    }
+
+    function go(option) {
+      if (option) window.location.assign(option.getAttribute("data-href"));
+    }
+
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(ask, SUGGEST_MS);
+    });
+    input.addEventListener("keydown", function (event) {
+      var open = !list.hidden;
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        if (!open) { if (options().length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); } else { ask(); return; } }
+        event.preventDefault();
+        activate(active === -1 ? (event.key === "ArrowDown" ? 0 : -1) : active + (event.key === "ArrowDown" ? 1 : -1));
+      } else if (event.key === "Enter" && open && active >= 0) {
+        event.preventDefault(); // the chosen suggestion, not the results page
+        go(options()[active]);
+      } else if (event.key === "Escape" && open) {
+        event.preventDefault();
+        close();
+      }
+    });
+    list.addEventListener("mousedown", function (event) { event.preventDefault(); }); // keep the focus in the box
+    list.addEventListener("click", function (event) {
+      var option = event.target.closest && event.target.closest("[role=option]");
+      go(option);
+    });
+    input.addEventListener("blur", function () { close(); });
+    input.addEventListener("focus", function () {
+      if (options().length && input.value.trim() === shown) { list.hidden = false; input.setAttribute("aria-expanded", "true"); }
+    });
+  }
+
   function start() {
     pollThumbnails();
     enhanceLikes();
     enhanceForms();
+    enhanceSearch();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
