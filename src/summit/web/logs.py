@@ -68,7 +68,8 @@ _access_lines: _Lines | None = None  # set by configure_logging
 
 
 def access(request_id: str, **fields: Any) -> None:
-    """Log one request: method, path, route, status, duration_ms."""
+    """Log one request: method, path, route, status, duration_ms, client (the address it came from,
+    the load balancer's client behind a trusted proxy: what ``summit guard`` reads)."""
     if not _access_logger.isEnabledFor(logging.INFO):
         return
     if _access_lines is None:

@@ -68,8 +68,9 @@ class RequestContextMiddleware:
             telemetry.close_tally(tally_token)
             if self.metrics is not None:
                 self.metrics.observe(scope["method"], route, status, elapsed, sql_statements=tally.sql)
+            client = scope.get("client")
             logs.access(rid, method=scope["method"], path=scope["path"], route=route, status=status,
-                        duration_ms=round(elapsed * 1000, 2))
+                        duration_ms=round(elapsed * 1000, 2), client=client[0] if client else None)
             structlog.contextvars.unbind_contextvars("request_id")
             _request_id.reset(token)
 
