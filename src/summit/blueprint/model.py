@@ -84,6 +84,35 @@ class Uploads(_Section):
     max_pixels: int = Field(50_000_000, ge=10_000)
 
 
+class Guard(_Section):
+    """Threat detection over the audit and access logs (``summit guard``, like GuardDuty): each
+    rule's threshold and window. The defaults stay quiet under normal use (docs/guard.md)."""
+
+    # UnauthorizedAccess:User/BruteForce: this many failed sign-ins (or MFA codes) on one account,
+    # from any sources, within the window (the pool locks the account after 5 in a row)
+    brute_force_failures: int = Field(10, ge=2, le=100_000)
+    brute_force_window_seconds: int = Field(900, ge=1, le=7 * 86400)
+    # CredentialAccess:User/CredentialStuffing: one source fails to sign in to this many different
+    # accounts within the window (a login that names no account counts as one more each time)
+    stuffing_accounts: int = Field(10, ge=2, le=100_000)
+    stuffing_window_seconds: int = Field(900, ge=1, le=7 * 86400)
+    # Recon:Network/Scanning: this many 404s (or WAF blocks) answered to one source within the window
+    scan_requests: int = Field(30, ge=2, le=1_000_000)
+    scan_window_seconds: int = Field(60, ge=1, le=86400)
+    # PrivilegeEscalation:User/UnusualAdminActivity: a principal's first admin action once the guard
+    # has this much history to know the usual admins by, or this many admin actions within the window
+    admin_learning_seconds: int = Field(7 * 86400, ge=0, le=365 * 86400)
+    admin_burst_actions: int = Field(30, ge=2, le=100_000)
+    admin_burst_window_seconds: int = Field(600, ge=1, le=7 * 86400)
+    # UnauthorizedAccess:User/NewSourceWithoutMfa: addresses in one network count as one source
+    new_source_ipv4_prefix: int = Field(32, ge=8, le=32)
+    new_source_ipv6_prefix: int = Field(64, ge=16, le=128)
+    evidence_limit: int = Field(10, ge=1, le=1000, description="audit events or log lines kept per finding")
+    # access logs to read, globs under the data directory; [] reads the stage's front door: HAProxy's
+    # log behind it (logs/haproxy.log), else the app's JSON access lines (logs/summit-up.log, app.log, web-*.log)
+    access_logs: list[str] = []
+
+
 class PostgresEngine(_Section):
     """PostgreSQL servers the control plane runs: a primary and ``replicas`` streaming replicas."""
 
@@ -299,6 +328,7 @@ class Blueprint(_Section):
     app: App
     server: Server = Server()
     auth: Auth = Auth()
+    guard: Guard = Guard()
     uploads: Uploads = Uploads()
     worker: Worker = Worker()
     workload: Workload = Workload()
