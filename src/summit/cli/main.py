@@ -51,6 +51,7 @@ def version() -> None:
 def main() -> None:
     from summit.cli import audit, bench, data, db, engines, iam, identity, mail, plan, search, status, up  # noqa: F401  (register their commands)
     from summit.cli import kms, secrets  # noqa: F401  (register their commands)
+    from summit.cli import guard  # noqa: F401  (registers its commands)
     from summit.cli import certs  # noqa: F401  (register its commands)
 
     app()
