@@ -4,6 +4,9 @@ real ``summit up`` (the ``live_server`` fixture, stage 1; the first test also ru
 
 - Two people, each in their own browser context (own cookies): one signs up and posts a photo, the
   other signs up, follows, sees the post with its thumbnail in the feed, likes it and comments on it.
+- Search: two people sign up, one posts; the other finds her by a prefix of her name typed in the
+  header's box (picking the suggestion with the keyboard) and by plain form submission (with
+  script, and in a browser without it), then finds the post by a word of its caption and by its tag.
 - The identity journey: a new user signs up, confirms by the emailed code (read in the dev inbox),
   turns on TOTP in Settings -> Security, signs out and in again with a code, signs in on a second
   device, then signs out everywhere from the first: the second is signed out on its next page load.
@@ -269,6 +272,123 @@ def test_two_people_post_follow_see_like_and_comment(stage, chromium, tmp_path: 
     finally:
         ann.close()
         ben.close()
+
+
+def indexed(base_url: str, q: str, kind: str, wanted: str) -> None:
+    """Wait until the search API finds ``wanted`` (an id or a tag) for ``q``: the index job of the
+    write that made it runs on the server's worker, a moment after the write."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        items = httpx.get(base_url + "/api/v1/search", params={"q": q, "kind": kind}, timeout=TIMEOUT_S).json()["items"]
+        if any(item[kind].get("id", item[kind].get("tag")) == wanted for item in items):
+            return
+        assert time.monotonic() < deadline, f"the search for {q!r} did not find {kind} {wanted}"
+        time.sleep(0.2)
+
+
+def test_search_finds_people_as_you_type_and_posts_by_caption_and_tag(live_server, chromium, tmp_path: Path) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect
+
+    suffix = secrets.token_hex(3)
+    author, seeker = f"mira{suffix}", f"otto{suffix}"  # one word each: a prefix of the name is a prefix of a word
+    word, tag = f"aurora{suffix}", f"peak{suffix}"
+    mira = Person(chromium, live_server.url, LAPTOP)
+    otto = Person(chromium, live_server.url, LAPTOP)
+    plain = Person(chromium, live_server.url, PHONE, java_script_enabled=False)
+    try:
+        mira.sign_up(author, live_server.data_dir)
+        otto.sign_up(seeker, live_server.data_dir)
+        page = mira.page
+        page.get_by_role("link", name="New post").click()
+        page.set_input_files("#photo", str(_photo(tmp_path / "aurora.jpg")))
+        page.fill("#caption", f"Green sky, an {word} night on the #{tag}")
+        page.get_by_role("button", name="Share").click()
+        expect(page).to_have_url(re.compile(r"/p/\d+$"))
+        post_id = page.url.rsplit("/", 1)[1]
+        author_id = httpx.get(f"{live_server.url}/api/v1/users/{author}", timeout=TIMEOUT_S).json()["id"]
+        indexed(live_server.url, author, "user", author_id)
+        indexed(live_server.url, word, "post", post_id)
+        indexed(live_server.url, tag, "tag", tag)
+
+        # otto types the start of her name in the header's box and picks the suggestion with the keyboard
+        page = otto.page
+        prefix = author[:7]
+        box = page.get_by_role("combobox", name="Search people, posts and tags")
+        box.click()
+        box.press_sequentially(prefix, delay=60)
+        listbox = page.get_by_role("listbox", name="Suggestions")
+        expect(listbox).to_be_visible()
+        expect(box).to_have_attribute("aria-expanded", "true")
+        option = listbox.get_by_role("option").filter(has_text=f"@{author}")
+        expect(option).to_have_count(1)
+        options = listbox.get_by_role("option")
+        for _ in range(options.count()):
+            box.press("ArrowDown")
+            if option.get_attribute("aria-selected") == "true":
+                break
+        expect(option).to_have_attribute("aria-selected", "true")
+        expect(box).to_have_attribute("aria-activedescendant", option.get_attribute("id"))
+        page.screenshot(path=str(tmp_path / "search-typeahead-laptop.png"))
+        box.press("Enter")
+        expect(page).to_have_url(f"{live_server.url}/u/{author}")
+        expect(page.get_by_role("heading", name=author)).to_be_visible()
+
+        # the same words sent with Enter and no suggestion chosen: the form's own results page
+        box = page.get_by_role("combobox", name="Search people, posts and tags")
+        box.fill(prefix)
+        box.press("Enter")
+        expect(page).to_have_url(re.compile(rf"/search\?q={prefix}$"))
+        people = page.get_by_role("region", name="People")
+        expect(people.locator(f'a[href="/u/{author}"]')).to_be_visible()
+
+        # the post, by a word of its caption
+        box = page.get_by_role("combobox", name="Search people, posts and tags")
+        box.fill(word)
+        box.press("Enter")
+        expect(page).to_have_url(re.compile(rf"/search\?q={word}$"))
+        page.get_by_role("region", name="Posts").locator(f'a[href="/p/{post_id}"]').click()
+        expect(page).to_have_url(re.compile(rf"/p/{post_id}$"))
+        expect(page.locator(".caption")).to_contain_text(word)
+
+        # ... and by its tag: a suggestion picked with the mouse, then the results page's Tags section
+        box = page.get_by_role("combobox", name="Search people, posts and tags")
+        box.click()
+        box.press_sequentially(tag[:8], delay=60)
+        page.get_by_role("listbox", name="Suggestions").get_by_role("option", name=re.compile(rf"^Tag #{tag}\b")).click()
+        expect(page).to_have_url(f"{live_server.url}/tags/{tag}")
+        expect(page.locator(f'a[href="/p/{post_id}"]')).to_be_visible()
+        box = page.get_by_role("combobox", name="Search people, posts and tags")
+        box.fill(f"#{tag}")
+        box.press("Enter")
+        tags = page.get_by_role("region", name="Tags")
+        expect(tags.get_by_role("link", name=f"#{tag}")).to_be_visible()
+        expect(tags).to_contain_text("1 post")
+        expect(page.get_by_role("region", name="Posts").locator(f'a[href="/p/{post_id}"]')).to_be_visible()
+        page.screenshot(path=str(tmp_path / "search-results-laptop.png"), full_page=True)
+
+        # explore, from the nav: her post among the recent ones
+        page.get_by_role("link", name="Explore").click()
+        expect(page).to_have_url(f"{live_server.url}/explore")
+        expect(page.get_by_role("region", name="Recent posts").locator(f'a[href="/p/{post_id}"]')).to_be_visible()
+        page.screenshot(path=str(tmp_path / "explore-laptop.png"), full_page=True)
+
+        # no script at all: the header's box is a plain GET form
+        page = plain.page
+        page.goto("/")
+        box = page.get_by_role("searchbox", name="Search people, posts and tags")
+        box.fill(prefix)
+        box.press("Enter")
+        expect(page).to_have_url(re.compile(rf"/search\?q={prefix}$"))
+        expect(page.get_by_role("region", name="People").locator(f'a[href="/u/{author}"]')).to_be_visible()
+        page.get_by_role("button", name="Search").click()  # the button submits it too
+        expect(page.get_by_role("region", name="People").locator(f'a[href="/u/{author}"]')).to_be_visible()
+        page.screenshot(path=str(tmp_path / "search-results-phone-no-script.png"), full_page=True)
+
+        assert mira.errors == [] and otto.errors == [], (mira.errors, otto.errors)  # no script error, no CSP violation
+    finally:
+        mira.close()
+        otto.close()
+        plain.close()
 
 
 def test_api_docs_page_lists_the_operations_offline(live_server, chromium, tmp_path: Path) -> None:  # noqa: ANN001
