@@ -15,8 +15,9 @@ cookies and the TOTP enrolment helpers (``totp.provisioning_uri``, ``totp.qr_svg
 
 Inside, for the platform: ``identity/`` (the user pool), ``policies/`` (the policy engine, IAM's
 store and admin API), ``audit/`` (the log), ``kms/`` (keys and envelope encryption, like KMS),
-``secrets/`` (versioned secrets and their rotation, like Secrets Manager), ``passwords``
-(argon2id), ``services`` (the facade).
+``secrets/`` (versioned secrets and their rotation, like Secrets Manager), ``guard/`` (threat
+detection over the audit and access logs, like GuardDuty), ``passwords`` (argon2id), ``services``
+(the facade).
 Names load on first use, so the platform's own commands (``summit audit``, ``summit iam``) can
 import one subpackage without paying for the web stack.
 """
