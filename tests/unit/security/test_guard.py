@@ -1,8 +1,8 @@
 """The guard's rules, store and readers on logs written by the real writers: the audit log's
 ``AuditLog`` on a clock of the test's own (so windows and learning periods are days long without
 waiting), access-log lines in HAProxy's and the app's formats; deduplication, archiving and
-incremental reading. The scripted attacks against the app are in tests/api/test_guard.py, the
-commands in test_cli_guard.py."""
+incremental reading. The scripted attacks against the app are in tests/api/test_guard_attacks.py,
+the commands in test_cli_guard.py."""
 
 from __future__ import annotations
 
