@@ -73,3 +73,9 @@ def test_findings_on_an_empty_data_directory(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "no findings" in result.output
     assert "no access log found" in result.output and "logs/summit-up.log" in result.output
     assert (tmp_path / "guard" / "guard.db").exists()
+
+
+def test_a_missing_data_directory_is_an_error(tmp_path: Path) -> None:
+    result = cli("findings", "--data-dir", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1 and "no data directory" in result.output
+    assert not (tmp_path / "nowhere").exists()

@@ -66,6 +66,8 @@ def _row_finding(row: tuple) -> Finding:
 
 class GuardStore:
     def __init__(self, data_dir: Path):
+        if not Path(data_dir).is_dir():
+            raise GuardError(f"no data directory {data_dir}: give the stage's (--data-dir, or data_dir in the blueprint)")
         self.directory = Path(data_dir) / GUARD_DIR
         self.path = self.directory / DB_FILE
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
