@@ -141,3 +141,28 @@ async def test_a_commit_moves_the_position_forward_only(db: PostgresDatabase) ->
         assert await _count(db) == 1  # no replica has that position: the primary answers
     finally:
         untrack(token)
+
+
+async def test_the_first_writes_of_a_process_do_not_wait_on_each_other_behind_pgbouncer(postgres_db) -> None:  # noqa: ANN001
+    """Regression: a process's first ``next_id`` created the ID sequence on a connection of its
+    own while its block held a PgBouncer server connection; with every server connection (20 per
+    database) held by blocks waiting for that creation, it waited for one of them: 30 s, until
+    PgBouncer's query_wait_timeout."""
+    database = open_port("sql", postgres_db.url + "&pool_size=40")
+    holding, everyone_holds = 0, asyncio.Event()
+
+    async def write() -> int:
+        nonlocal holding
+        async with database.write() as conn:
+            await conn.execute(sa.text("SELECT 1"))  # this block now holds a server connection
+            holding += 1
+            if holding >= 20:  # PgBouncer's pool for the database is full
+                everyone_holds.set()
+            await asyncio.wait_for(everyone_holds.wait(), 10)
+            return await database.next_id(conn, 1)
+
+    try:
+        made = await asyncio.wait_for(asyncio.gather(*(write() for _ in range(30))), 20)
+        assert len(set(made)) == 30
+    finally:
+        await database.close()

@@ -83,6 +83,8 @@ class PostgresConnection(Connection):
 
     async def __aenter__(self) -> PostgresConnection:
         if self._writing:
+            if not self._db._sequence_ready:  # before this block holds a connection (see _create_sequence)
+                await self._db._create_sequence()
             await self._lend(self._db._write_pool)
         else:
             await self._open_read()
@@ -334,13 +336,14 @@ class PostgresDatabase(Database):
         return parse_lsn(row[0]) if row else None
 
     async def _next_sequence(self, conn: Connection) -> int:
-        if not self._sequence_ready:
-            await self._create_sequence()
         return (await conn.execute(_NEXT)).scalar_one()
 
     async def _create_sequence(self) -> None:
-        """Create the ID sequence once per process, on a connection of its own: the caller's block
-        holds one of the pool's already (borrowing another could wait on itself)."""
+        """Create the ID sequence once per process, on a connection of its own, when the process's
+        first write block opens and BEFORE it takes a connection: a block that held one while it
+        waited here would hold a PgBouncer server connection, and with every server connection
+        held by blocks waiting here, the creation's own connection would wait for one of them
+        (until PgBouncer's query_wait_timeout: the first writes of a busy process stalled 30 s)."""
         async with self._sequence_lock:
             if self._sequence_ready:
                 return
