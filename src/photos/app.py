@@ -3,7 +3,7 @@
     granian --interface asgi --factory photos.app:create_app
 
 Start-up migrates the database (Alembic), opens the ports, and at stage 1 runs the queue
-consumers (thumbnails, object clean-up) inside this process.
+consumers (thumbnails, object clean-up, search index updates) inside this process.
 """
 
 from __future__ import annotations

@@ -48,3 +48,24 @@ async def test_reindex_the_apps_users_posts_and_tags(app, client, make_user, mak
     again = await reindex(platform, documents)
     assert dict(again.counts) == {"user": 3, "post": 2, "tag": 2}
     assert found(await search.query("breakfast food")) == []
+
+
+async def test_tags_count_posts_whose_caption_or_comments_carry_them(app, client, make_user, make_post, monkeypatch) -> None:  # noqa: ANN001
+    """A comment's hashtag counts its post for that tag (once, however many times it appears), and
+    tags are read page by page from both tables in one order: a page size of 2 reads them all."""
+    import photos.search
+
+    platform = app.state.ctx.platform
+    alice = await make_user("alice")
+    first = await make_post(alice, "Morning #sunset #alps")
+    second = await make_post(alice, "Evening")
+    for post, body in ((second, "what a #sunset"), (first, "#sunset again, #zebra"), (second, "#alps #beach #coast")):
+        r = await client.post(f"/api/v1/posts/{post['id']}/comments", headers=alice.auth, json={"body": body})
+        assert r.status_code == 201, r.text
+    monkeypatch.setattr(photos.search, "PAGE", 2)
+    documents = platform.blueprint.app.load_search_documents()
+    tags = {doc.doc_id: doc.rank async for doc in documents(platform) if doc.kind == "tag"}
+    assert tags == {"alps": 2, "beach": 1, "coast": 1, "sunset": 2, "zebra": 1}
+    report = await reindex(platform, documents)
+    assert report.counts["tag"] == 5
+    assert found(await platform.search.query("zeb", kinds=["tag"])) == [("tag", "zebra")]

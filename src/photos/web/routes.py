@@ -5,7 +5,7 @@ a reload). Each unsafe form carries ``csrf_token`` (double-submit of the ``summi
 its handler checks it before it changes anything. A service error (``AppError``) either re-renders
 the form with the message and the user's input, or becomes an HTML error page with its 4xx status.
 
-This module has the home page, posts, people, tags and profile settings; ``account_routes`` has
+This module has the home page, posts, people, tags, search, explore and profile settings; ``account_routes`` has
 sign-up, confirmation, log-in (with TOTP), log-out, password reset, Settings -> Security and the
 dev inbox. The helpers both use live in ``pages``.
 """
