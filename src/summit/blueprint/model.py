@@ -113,6 +113,95 @@ class Guard(_Section):
     access_logs: list[str] = []
 
 
+def _networks(value: object) -> list[str]:
+    """Sources as CIDRs (``10.0.0.0/8``; a bare address is its /32 or /128), from a list or a
+    comma-separated string (an environment variable); ValueError naming the bad one."""
+    import ipaddress
+
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError("must be a list of addresses or networks (CIDR), e.g. ['127.0.0.1', '10.0.0.0/8']")
+    networks = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an address or a network (CIDR), e.g. 127.0.0.1 or 10.0.0.0/8") from None
+    return list(dict.fromkeys(networks))
+
+
+def _rate(value: str) -> str:
+    """A rate in the ``limits`` library's notation ("10/minute", "100 per hour"), or ValueError."""
+    from limits import parse_many
+
+    try:
+        parsed = parse_many(value)
+    except ValueError:
+        parsed = []
+    if len(parsed) != 1:
+        raise ValueError(f"{value!r} is not a rate: write N/second, N/minute, N/hour or N/day (e.g. '10/minute', '100 per hour')")
+    return value
+
+
+class ShieldEdge(_Section):
+    """Rate limits at the front door (HAProxy, stage 1k and later), per source address (an IPv6
+    client by its /64): HAProxy counts in a stick table and answers 429 above a limit, or drops the
+    source's connections above a flood threshold. The defaults sit far above one person's use."""
+
+    enabled: bool = True
+    window_seconds: int = Field(10, ge=1, le=3600, description="the window request and connection rates are counted over")
+    request_rate: int = Field(5000, ge=1, le=10_000_000, description="requests per window from one source; more get 429")
+    connections: int = Field(200, ge=1, le=1_000_000, description="concurrent connections of one source; above, its requests get 429")
+    connection_rate: int = Field(2000, ge=1, le=10_000_000, description="new connections per window from one source; more get 429")
+    # a gross flood: new connections are refused and requests on open ones dropped without an answer
+    drop_request_rate: int = Field(25000, ge=1, le=100_000_000, description="requests per window above which the source is dropped")
+    drop_connection_rate: int = Field(10000, ge=1, le=100_000_000, description="new connections per window above which they are refused")
+    table_size: int = Field(100_000, ge=100, le=100_000_000, description="sources the stick table keeps (least recent go first)")
+
+    @model_validator(mode="after")
+    def _drops_above_limits(self) -> ShieldEdge:
+        if self.drop_request_rate <= self.request_rate:
+            raise ValueError(f"drop_request_rate ({self.drop_request_rate}) must be above request_rate ({self.request_rate}): "
+                             "a source is answered 429 first, dropped only when it floods")
+        if self.drop_connection_rate <= self.connection_rate:
+            raise ValueError(f"drop_connection_rate ({self.drop_connection_rate}) must be above connection_rate ({self.connection_rate})")
+        return self
+
+
+class ShieldApp(_Section):
+    """Rate limits in the app, per user or address and route (the app declares them, with rates
+    these may override by name), counted in Redis when the cache port is Redis, else in process."""
+
+    enabled: bool = True
+    # the rates of the app's declared limits, by name (docs/shield.md lists photos'): name = "N/minute"; an unknown name is an error
+    limits: dict[str, str] = {}
+    timeout_ms: int = Field(200, ge=1, le=60_000, description="a count Redis does not answer within this is skipped (fail open)")
+    log_interval_seconds: int = Field(60, ge=1, le=86_400, description="while Redis is out, one log line per interval")
+
+    @field_validator("limits")
+    @classmethod
+    def _rates(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name: _rate(rate) for name, rate in value.items()}
+
+
+class Shield(_Section):
+    """Rate limits and flood absorption (like AWS Shield and WAF rate rules): at the edge and in the app."""
+
+    # sources never limited, at the edge or in the app: addresses or networks (CIDR); also a
+    # comma-separated string (SUMMIT_SHIELD__EXEMPT=127.0.0.1,10.0.0.0/8)
+    exempt: list[str] = []
+    edge: ShieldEdge = ShieldEdge()
+    app: ShieldApp = ShieldApp()
+
+    @field_validator("exempt", mode="before")
+    @classmethod
+    def _exempt(cls, value: object) -> list[str]:
+        return _networks(value)
+
+
 class PostgresEngine(_Section):
     """PostgreSQL servers the control plane runs: a primary and ``replicas`` streaming replicas."""
 
@@ -329,6 +418,7 @@ class Blueprint(_Section):
     server: Server = Server()
     auth: Auth = Auth()
     guard: Guard = Guard()
+    shield: Shield = Shield()
     uploads: Uploads = Uploads()
     worker: Worker = Worker()
     workload: Workload = Workload()
