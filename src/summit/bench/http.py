@@ -18,6 +18,10 @@ class HttpError(Exception):
     """The connection failed or the server's answer was not valid HTTP/1.1."""
 
 
+class _Unanswered(HttpError):
+    """The connection closed before any answer came back (the request was not taken)."""
+
+
 @dataclass(slots=True)
 class Response:
     status: int
@@ -112,9 +116,22 @@ class HttpClient:
     ) -> Response:
         async with self._slots:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
-                conn = self._idle.pop() if self._idle else await self._connect()
+                reused = bool(self._idle)
+                conn = self._idle.pop() if reused else await self._connect()
                 try:
                     response, reusable = await self._exchange(conn, method, path, headers or {}, body)
+                except _Unanswered:
+                    self._drop(conn)
+                    if not reused:
+                        raise
+                    # a kept-alive connection the server had closed meanwhile (its idle timeout):
+                    # nothing was answered, so the request was not taken; once more on a new one
+                    conn = await self._connect()
+                    try:
+                        response, reusable = await self._exchange(conn, method, path, headers or {}, body)
+                    except BaseException:
+                        self._drop(conn)
+                        raise
                 except BaseException:
                     self._drop(conn)
                     raise
@@ -133,12 +150,12 @@ class HttpClient:
         conn.writer.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             conn.writer.write(body)
-        await conn.writer.drain()
         reader = conn.reader
         try:
+            await conn.writer.drain()
             raw_head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as error:
-            raise HttpError("the server closed the connection before answering") from error
+        except (asyncio.IncompleteReadError, ConnectionError) as error:
+            raise _Unanswered("the server closed the connection before answering") from error
         except asyncio.LimitOverrunError as error:
             raise HttpError("response head too large") from error
         status, resp_headers = parse_head(raw_head[:-4])

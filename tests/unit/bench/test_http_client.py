@@ -97,3 +97,40 @@ def test_a_server_that_hangs_up_is_an_error() -> None:
                     await client.request("GET", "/")
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_once() -> None:
+    """A server that closes each connection after one answer without saying so (its idle timeout,
+    as HAProxy's keep-alive timeout does): the next request on the kept connection goes once more
+    on a new one; a new connection that closes unanswered is an error."""
+    connections = 0
+
+    async def one_answer(reader, writer):  # noqa: ANN001, ANN202
+        nonlocal connections
+        connections += 1
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async def never_answers(reader, writer):  # noqa: ANN001, ANN202
+        writer.close()
+
+    async def go() -> None:
+        server, port = await _serve(one_answer)
+        async with server:
+            client = HttpClient("127.0.0.1", port, max_connections=1, timeout=5)
+            for _ in range(3):
+                response = await client.request("POST", "/upload", body=b"x" * 200_000)
+                assert response.status == 200 and response.body == b"ok"
+                await asyncio.sleep(0.05)  # the server has closed the kept connection by now
+            await client.close()
+        assert connections == 3
+        server, port = await _serve(never_answers)
+        async with server:
+            client = HttpClient("127.0.0.1", port, max_connections=1, timeout=5)
+            with pytest.raises(HttpError, match="closed the connection before answering"):
+                await client.request("GET", "/")
+            await client.close()
+
+    asyncio.run(go())
