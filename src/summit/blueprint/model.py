@@ -243,6 +243,19 @@ class VarnishEngine(_Section):
     size_mb: int = Field(128, ge=16, le=1024 * 1024, description="memory per tier for cached objects")
 
 
+class WafEngine(_Section):
+    """The WAF tier (AWS WAF): nginx with ModSecurity v3 and the OWASP Core Rule Set between HAProxy
+    and the app servers, for the dynamic path only (the CDN's paths never pass it; see waf.md)."""
+
+    enabled: bool = False
+    processes: int = Field(1, ge=1, le=16, description="nginx + ModSecurity processes, each on a loopback port of its own")
+    # the CRS's paranoia level: 1 blocks the classic attacks with few false positives; each level
+    # above adds rules (and false positives the exclusions do not cover)
+    paranoia_level: int = Field(1, ge=1, le=4, description="OWASP CRS paranoia level (1 to 4)")
+    # the anomaly score at which a request is blocked: a critical rule scores 5, an error 4, a warning 3
+    inbound_anomaly_threshold: int = Field(5, ge=1, le=1000, description="CRS inbound anomaly score that blocks a request")
+
+
 class RedisEngine(_Section):
     """Redis as the shared cache (the cache port's ``{redis}``): nothing persisted, LRU-bounded."""
 
@@ -266,6 +279,7 @@ class Engines(_Section):
     varnish: VarnishEngine = VarnishEngine()
     redis: RedisEngine = RedisEngine()
     seaweedfs: SeaweedFSEngine = SeaweedFSEngine()
+    waf: WafEngine = WafEngine()
 
     def any(self) -> bool:
         return self.postgres.enabled or self.haproxy.enabled or self.redis.enabled or self.seaweedfs.enabled
@@ -459,6 +473,8 @@ class Blueprint(_Section):
             raise ValueError("engines.varnish needs engines.haproxy (the front door sends photo paths to it)")
         if self.server.processes > 1 and not self.engines.haproxy.enabled:
             raise ValueError("server.processes > 1 needs engines.haproxy (a load balancer in front of them)")
+        if self.engines.waf.enabled and not self.engines.haproxy.enabled:
+            raise ValueError("engines.waf needs engines.haproxy (the WAF tier sits between the front door and the app servers)")
         haproxy = self.engines.haproxy
         if haproxy.tls and not haproxy.enabled:
             raise ValueError("engines.haproxy.tls needs engines.haproxy.enabled (TLS ends at the front door: stage 1k and later)")

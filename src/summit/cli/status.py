@@ -38,6 +38,8 @@ def _process_health(process: dict, app_healthy: bool) -> bool:
     running = process.get("state") == "running" and alive(process.get("pid"))
     if process.get("kind") == "app":
         return running and probes.app_healthy(process["address"])  # its own /healthz, not the load balancer's
+    if process.get("kind") == "waf":
+        return running and probes.waf_healthy(process["address"])  # the WAF's own health path
     return running
 
 
@@ -111,6 +113,8 @@ def _details(details: dict) -> str:
         return f"hit ratio {details['hit_ratio']:.0%} ({details['hits']:,} hits, {details['misses']:,} misses)"
     if "hits" in details:
         return "no lookups yet"
+    if "events" in details:
+        return f"{details['events']:,} events (blocked or scored requests)"
     return ""
 
 
@@ -170,7 +174,12 @@ def restart(
     layout = Layout(data)
     balancer = next((p for p in processes.values() if p.get("kind") == "haproxy"), None)
     behind = balancer is not None and processes[name].get("kind") == "app"
-    socket_path = runtime_socket(layout, json.loads((data / "engines" / "ports.json").read_text())["haproxy-stats"]) if behind else None
+    # with the WAF tier on (engines.waf), HAProxy sends the dynamic path to the WAF processes: they drain it
+    wafs = [p for p in processes.values() if p.get("kind") == "waf" and p.get("pid")] if behind else []
+    socket_path = runtime_socket(layout, json.loads((data / "engines" / "ports.json").read_text())["haproxy-stats"]) if behind and not wafs else None
+    if wafs:
+        _waf_tier(layout, wafs, name, down=True, timeout=drain_timeout)
+        console.print(f"summit: {name} drained: the WAF tier sends it no new requests")
     if socket_path is not None:
         runtime(socket_path, f"set server web/{name} state drain")
         console.print(f"summit: {name} drained: no new requests go to it")
@@ -193,7 +202,20 @@ def restart(
             console.print(f"[red]error:[/red] {name} did not come back within 120 s: see `summit logs {name}`")
             raise typer.Exit(1)
         time.sleep(0.2)
+    if wafs:
+        _waf_tier(layout, wafs, name, down=False, timeout=drain_timeout)
+        console.print(f"summit: {name} back in rotation")
     if socket_path is not None:
         runtime(socket_path, f"set server web/{name} state ready")
         console.print(f"summit: {name} back in rotation")
     console.print(f"summit: {name} restarted (pid {current['pid']})")
+
+
+def _waf_tier(layout: Layout, wafs: list[dict], app_server: str, *, down: bool, timeout: float) -> None:
+    """Mark an app server down (or up) in every WAF process, each reloaded: the old workers finish
+    their requests in flight (up to ``timeout`` s)."""
+    from summit.engines.waf import set_down
+
+    for waf in wafs:
+        if not set_down(layout, waf["name"], app_server, down, waf["pid"], timeout):
+            console.print(f"[yellow]warning:[/yellow] {waf['name']}'s old workers still had requests after {timeout:g} s")

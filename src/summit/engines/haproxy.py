@@ -98,6 +98,9 @@ class HAProxy(Engine):
 
     def render(self, layout: Layout) -> str:
         check = self.check_interval_ms
+        # the web backend's servers: the app servers, or the WAF tier in front of them (engines.waf), each
+        # checked where it says its health is (the WAF answers its own, the app its /healthz)
+        web_check = getattr(self.servers[0], "health_path", "/healthz") if self.servers else "/healthz"
         servers = "\n".join(f"    server {s.name} {s.host}:{s.port}" for s in self.servers)
         listeners = "".join(f"""
 listen l4-{name}
@@ -163,7 +166,7 @@ frontend public
 
 backend web
     balance leastconn
-    option httpchk GET /healthz
+    option httpchk GET {web_check}
     http-check expect status 200
     default-server check inter {check}ms fastinter {max(100, check // 2)}ms fall 2 rise 2
     retries 3

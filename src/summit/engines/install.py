@@ -95,9 +95,9 @@ ENGINES: tuple[Spec, ...] = (
     Spec("seaweedfs", (), "weed",
          "SeaweedFS: the S3 object store behind the objects port from stage 10k (photos shared by every app process)",
          version_args=("version",), find=_beside_python, pip="s3"),
-    Spec("nginx", ("nginx", "libnginx-mod-http-modsecurity", "modsecurity-crs"), "nginx",
-         "nginx with ModSecurity and the OWASP Core Rule Set: TLS termination and the web application firewall",
-         version_args=("-v",),
+    Spec("nginx", ("nginx", "libnginx-mod-http-modsecurity", "modsecurity-crs"), "nginx",  # enabled by [engines.waf]
+         "nginx with ModSecurity and the OWASP Core Rule Set: the WAF tier between HAProxy and the app servers",
+         version_args=("-v",), section="waf",
          also=("/usr/lib/nginx/modules/ngx_http_modsecurity_module.so", "/usr/share/modsecurity-crs/rules/*.conf")),
     Spec("nats", ("nats-server",), "nats-server",
          "NATS: the message broker behind the queue port when workers scale out"),

@@ -1,6 +1,7 @@
 """What `summit status` asks each running process, beyond "is its pid alive": an app server's own
-`/healthz`, HAProxy's view of its servers, a Varnish tier's hits and misses. Each answer is
-bounded (a second or two) and never raises: a process that does not answer is unhealthy."""
+`/healthz`, HAProxy's view of its servers, a Varnish tier's hits and misses, a WAF process's own
+health and how many events it logged. Each answer is bounded (a second or two) and never raises: a
+process that does not answer is unhealthy."""
 
 from __future__ import annotations
 
@@ -23,6 +24,29 @@ def app_healthy(address: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def waf_healthy(address: str) -> bool:
+    """A WAF process answers its own health path (``summit.engines.waf``)."""
+    from summit.engines.waf import HEALTH_PATH
+
+    try:
+        with urllib.request.urlopen(f"http://{address}{HEALTH_PATH}", timeout=TIMEOUT) as response:  # noqa: S310 (loopback)
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def waf_events(path: str) -> dict[str, Any]:
+    """How many transactions a WAF process logged as events (blocked or scored), from its event log."""
+    count = 0
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                count += chunk.count(b"\n")
+    except OSError:
+        return {}
+    return {"events": count}
 
 
 def haproxy_servers(stats_port: int) -> dict[str, str]:
@@ -60,4 +84,6 @@ def details(process: dict[str, Any], layout: Layout) -> dict[str, Any]:
         return {"servers": haproxy_servers(port)}
     if kind == "varnish":
         return varnish_hits(str(layout.engine_dir(process["name"]) / "work"))
+    if kind == "waf":
+        return waf_events(str(layout.data_dir / "logs" / f"{process['name']}-events.log"))
     return {}

@@ -20,6 +20,7 @@ from summit.engines.app import AppServer
 from summit.engines.certs import for_blueprint as stage_certificates
 from summit.engines.haproxy import HAProxy, Tls
 from summit.engines.varnish import Varnish
+from summit.engines.waf import Waf, WafSettings
 from summit.engines.layout import HOST, Engine, Layout, write_private
 from summit.engines.pgbouncer import PgBouncer, PoolSettings
 from summit.engines.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, PostgresServer, PostgresSettings
@@ -72,14 +73,47 @@ def _plan_web(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
     if internal:  # the app servers reach those through HAProxy: it starts before them
         needs = (*(n for n in needs if n not in {e.name for e in internal}), "haproxy")
     webs = [AppServer(name, blueprint, port=ports[name], needs=needs) for name in names]
-    edge = _plan_cdn(blueprint, layout, result, webs) if blueprint.engines.varnish.enabled else None
+    edge = _plan_cdn(blueprint, layout, result, webs) if blueprint.engines.varnish.enabled else None  # media never pass the WAF
+    wafs = _plan_waf(blueprint, layout, webs) if blueprint.engines.waf.enabled else []  # WAF tier: between HAProxy and webs
     tls = Tls(blueprint.engines.haproxy.https_port, stage_certificates(blueprint, layout),
               check_interval=blueprint.certs.check_interval_seconds) if blueprint.tls else None
-    front = HAProxy("haproxy", blueprint.server.host, blueprint.server.port, ports["haproxy-stats"], webs, cdn=edge,
+    front = HAProxy("haproxy", blueprint.server.host, blueprint.server.port, ports["haproxy-stats"], wafs or webs, cdn=edge,
                     internal=_internal_ports(layout, result, internal), check_interval_ms=blueprint.engines.haproxy.check_interval_ms,
                     tls=tls)
     result.endpoints["public"] = blueprint.public_url  # where clients reach the stage: https:// behind TLS
-    result.engines += [front, *webs] if internal else [*webs, front]
+    result.engines += [front, *webs, *wafs] if internal else [*webs, *wafs, front]
+
+
+# ---- the WAF tier (engines.waf; summit.engines.waf) ---------------------------------------------
+
+def _plan_waf(blueprint: Blueprint, layout: Layout, webs: list[Engine]) -> list[Engine]:
+    """``engines.waf.processes`` nginx + ModSecurity processes, each proxying to every app server;
+    HAProxy's ``web`` backend sends the dynamic path to them (the CDN's paths go around them)."""
+    waf = blueprint.engines.waf
+    names = [f"waf-{n}" for n in range(1, waf.processes + 1)]
+    ports = layout.ports(names)
+    hosts = ["127.0.0.1", "[::1]"]
+    if _is_address(blueprint.server.host) and blueprint.server.host not in ("127.0.0.1", "::1"):
+        hosts.append(f"[{blueprint.server.host}]" if ":" in blueprint.server.host else blueprint.server.host)
+    settings = WafSettings(
+        paranoia_level=waf.paranoia_level, inbound_anomaly_threshold=waf.inbound_anomaly_threshold,
+        # above the app's own limits (a photo and its form; 1 MiB otherwise), so the app refuses with its message
+        max_body_bytes=blueprint.uploads.max_photo_bytes + 2 * 1024 * 1024, max_body_no_files_bytes=2 * 1024 * 1024,
+        hosts=tuple(hosts),
+    )
+    return [Waf(name, ports[name], webs, settings) for name in names]
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+# ---- end of the WAF tier ------------------------------------------------------------------------
 
 
 def _internal_ports(layout: Layout, result: StagePlan, engines: list[Engine]) -> dict[str, tuple[int, Engine]]:
