@@ -53,6 +53,7 @@ def main() -> None:
     from summit.cli import kms, secrets  # noqa: F401  (register their commands)
     from summit.cli import guard  # noqa: F401  (registers its commands)
     from summit.cli import certs  # noqa: F401  (register its commands)
+    from summit.cli import shield  # noqa: F401  (registers its commands)
 
     app()
 

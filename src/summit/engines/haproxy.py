@@ -34,6 +34,7 @@ from pathlib import Path
 from summit.engines.certs import Certificates, CertError, Renewal
 from summit.engines.layout import Engine, EngineError, Layout, owned_dir, tcp_open
 from summit.engines.process import Command
+from summit.engines.shield import Shield, rules as shield_rules
 
 # requests whose retry cannot do anything twice: RFC 9110's idempotent methods, or a POST with the
 # Idempotency-Key the app replays
@@ -68,11 +69,12 @@ class HAProxy(Engine):
 
     def __init__(self, name: str, host: str, port: int, stats_port: int, servers: list[Engine], *,
                  cdn: Engine | None = None, internal: dict[str, tuple[int, Engine]] | None = None, check_interval_ms: int = 500,
-                 tls: Tls | None = None):
+                 tls: Tls | None = None, shield: Shield | None = None):
         """``cdn``: the CDN's edge tier, where photo and static paths go (None: to the app too).
         ``internal``: name -> (listening port, service) for the L4 listeners in front of internal
         services; then HAProxy starts before the app servers, which reach those through it.
-        ``tls``: HTTPS on its port, and ``port`` redirecting to it (None: plain HTTP on ``port``)."""
+        ``tls``: HTTPS on its port, and ``port`` redirecting to it (None: plain HTTP on ``port``).
+        ``shield``: rate limits per source address at the front door (None: none)."""
         self.internal = internal or {}
         if self.internal:
             needs = tuple(engine.name for _, engine in self.internal.values())
@@ -88,6 +90,7 @@ class HAProxy(Engine):
         self.servers = servers
         self.cdn = cdn
         self.check_interval_ms = check_interval_ms
+        self.shield = shield
 
     @property
     def stats_url(self) -> str:
@@ -158,7 +161,7 @@ defaults
     timeout check 2s
 
 frontend public
-{binds}{scheme_rules}    http-request del-header X-Forwarded-For  # the front door is the edge: what a client claims proves nothing
+{binds}{shield_rules(self.shield)}{scheme_rules}    http-request del-header X-Forwarded-For  # the front door is the edge: what a client claims proves nothing
     option forwardfor
     unique-id-format %{{+X}}o%ci_%cp_%Ts_%rt_%pid  # hex, in the app's request-id alphabet: one id in both logs
     http-request set-header X-Request-Id %[unique-id] unless {{ req.hdr(x-request-id) -m found }}

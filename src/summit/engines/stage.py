@@ -26,6 +26,7 @@ from summit.engines.pgbouncer import PgBouncer, PoolSettings
 from summit.engines.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, PostgresServer, PostgresSettings
 from summit.engines.redis import RedisServer, RedisSettings
 from summit.engines.seaweedfs import PORTS as SEAWEEDFS_PORTS, SeaweedFS, SeaweedSettings, credentials_file
+from summit.engines.shield import Shield as EdgeShield
 
 
 @dataclass
@@ -79,7 +80,8 @@ def _plan_web(blueprint: Blueprint, layout: Layout, result: StagePlan) -> None:
               check_interval=blueprint.certs.check_interval_seconds) if blueprint.tls else None
     front = HAProxy("haproxy", blueprint.server.host, blueprint.server.port, ports["haproxy-stats"], wafs or webs, cdn=edge,
                     internal=_internal_ports(layout, result, internal), check_interval_ms=blueprint.engines.haproxy.check_interval_ms,
-                    tls=tls)
+                    tls=tls,
+                    shield=EdgeShield.for_blueprint(blueprint))  # rate limits per source: summit.engines.shield
     result.endpoints["public"] = blueprint.public_url  # where clients reach the stage: https:// behind TLS
     result.engines += [front, *webs, *wafs] if internal else [*webs, *wafs, front]
 
