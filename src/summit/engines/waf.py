@@ -7,7 +7,7 @@ that inspects the request, headers and body, with the CRS's anomaly scoring (``p
 ``inbound_anomaly_threshold``), and proxies what passes to the app servers over keep-alive
 connections. A blocked request gets a 403 (the HTML page, or the API's JSON error on ``/api/``)
 naming its request id, and the transaction is written as one JSON line to
-``logs/<name>-events.log`` with the ids of the rules that matched (``summit waf`` reads them).
+``logs/<name>-events.log`` with the ids of the rules that matched.
 
 Everything nginx writes lives in the stage: its prefix, configuration, pid file and temporary
 files under ``engines/<name>/``, its output in ``logs/<name>.log``; from ``/etc`` and ``/usr/share``
@@ -118,7 +118,7 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
               _args("display_name", "bio")),
     Exclusion("a password is any characters: it is hashed, never shown or put in a query",
               r"^(?:/api/v1/(?:accounts|sessions|me/password|accounts/password-reset/confirm)|/signup|/login|/reset/confirm"
-              r"|/settings/security/password|/settings/delete)$", ("POST",),
+              r"|/settings/security/password)$", ("POST",),
               _args("password", "current_password", "new_password")),
     Exclusion("search words are free text, matched as words by the app's index, never as syntax",
               r"^(?:/api/v1/search|/search)$", ("GET", "HEAD"), ("ARGS:q",)),
