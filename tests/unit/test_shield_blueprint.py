@@ -19,7 +19,7 @@ def test_defaults_limit_at_every_stage_and_exempt_nobody() -> None:
         shield = load_blueprint(environ={}, overrides={"stage": stage}).shield
         assert shield.exempt == [] and shield.edge.enabled and shield.app.enabled and shield.app.limits == {}
         edge = shield.edge
-        assert (edge.window_seconds, edge.request_rate, edge.connections, edge.connection_rate) == (10, 5000, 200, 2000)
+        assert (edge.window_seconds, edge.request_rate, edge.connections, edge.connection_rate) == (10, 10_000, 200, 2000)
         assert edge.drop_request_rate > edge.request_rate and edge.drop_connection_rate > edge.connection_rate
 
 

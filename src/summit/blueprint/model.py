@@ -149,15 +149,16 @@ def _rate(value: str) -> str:
 class ShieldEdge(_Section):
     """Rate limits at the front door (HAProxy, stage 1k and later), per source address (an IPv6
     client by its /64): HAProxy counts in a stick table and answers 429 above a limit, or drops the
-    source's connections above a flood threshold. The defaults sit far above one person's use."""
+    source's connections above a flood threshold. The defaults sit far above one person's use, and
+    above the fault tests' loads from one loopback address (at most 8,000 requests within seconds)."""
 
     enabled: bool = True
     window_seconds: int = Field(10, ge=1, le=3600, description="the window request and connection rates are counted over")
-    request_rate: int = Field(5000, ge=1, le=10_000_000, description="requests per window from one source; more get 429")
+    request_rate: int = Field(10_000, ge=1, le=10_000_000, description="requests per window from one source; more get 429")
     connections: int = Field(200, ge=1, le=1_000_000, description="concurrent connections of one source; above, its requests get 429")
     connection_rate: int = Field(2000, ge=1, le=10_000_000, description="new connections per window from one source; more get 429")
     # a gross flood: new connections are refused and requests on open ones dropped without an answer
-    drop_request_rate: int = Field(25000, ge=1, le=100_000_000, description="requests per window above which the source is dropped")
+    drop_request_rate: int = Field(50_000, ge=1, le=100_000_000, description="requests per window above which the source is dropped")
     drop_connection_rate: int = Field(10000, ge=1, le=100_000_000, description="new connections per window above which they are refused")
     table_size: int = Field(100_000, ge=100, le=100_000_000, description="sources the stick table keeps (least recent go first)")
 

@@ -36,10 +36,10 @@ class Shield:
     """The edge's limits per source, from the blueprint's ``[shield]`` (``shield.edge`` and ``shield.exempt``)."""
 
     window_seconds: int = 10
-    request_rate: int = 5000  # requests per window: more get 429
+    request_rate: int = 10_000  # requests per window: more get 429
     connections: int = 200  # open connections: above, requests get 429
     connection_rate: int = 2000  # new connections per window: more get 429
-    drop_request_rate: int = 25000  # requests per window: above, the source is dropped
+    drop_request_rate: int = 50_000  # requests per window: above, the source is dropped
     drop_connection_rate: int = 10000  # new connections per window: above, they are refused
     table_size: int = 100_000
     exempt: tuple[str, ...] = ()  # networks (CIDR) never counted
