@@ -38,9 +38,10 @@ from summit.web.audit import AuditMiddleware
 from summit.web.forms import strict_utf8_forms
 from summit.web.logs import configure_logging, flush_access_log
 from summit.web.metrics import HttpMetrics
+from summit.web.ratelimit import RateLimitMiddleware, RateLimits
 from summit.web.routing import FastRoutes, add_router, index_routes
 
-from photos import jobs, policies, uploads
+from photos import jobs, limits, policies, uploads
 from photos.api import router as api_router
 from photos.api.idempotency import IdempotencyMiddleware
 from photos.api.responses import JSON
@@ -60,6 +61,7 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     configure_logging()
     strict_utf8_forms()
     metrics = HttpMetrics()
+    rate_limits = RateLimits(limits.LIMITS, blueprint)  # the blueprint's [shield]: a bad limit name fails here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
@@ -74,6 +76,7 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
         security.install(app)
         ctx = Context(platform=platform, identity=security.identity, access=security.access)
         app.state.ctx = ctx
+        app.state.rate_limiter = rate_limits.open(platform)  # on the stage's Redis when the cache is, else in process
         app.state.cookie_secure = blueprint.auth.cookie_secure
         worker = None
         if blueprint.worker.in_process:
@@ -88,6 +91,7 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
             if worker is not None:
                 await worker.stop(timeout=10)
             await security.close()
+            await app.state.rate_limiter.close()
             await platform.close()
             flush_access_log()
 
@@ -123,6 +127,8 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
                        limits=[(takes_photo, photo_limit + uploads.ENVELOPE, uploads.too_large(photo_limit))],
                        error_page=_refusal_page)
     app.add_middleware(ReadYourWritesMiddleware, enabled=lambda: _has_replicas(app), secure=blueprint.auth.cookie_secure)
+    app.add_middleware(RateLimitMiddleware, limiter=lambda: getattr(app.state, "rate_limiter", None), caller=limits.caller,
+                       error_page=_refusal_page)  # before any body is read; per the client address found above
     app.add_middleware(SecurityHeadersMiddleware, hsts=blueprint.auth.cookie_secure)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if blueprint.server.trusted_proxies:  # behind the stage's load balancer: the client it saw
@@ -173,10 +179,10 @@ def _wants_html(request: Request) -> bool:
 
 
 async def _refusal_page(scope: dict, status: int, message: str) -> Response | None:
-    """The body limit's refusal (413, or 400 for a bad Content-Length) as the HTML error page, with
-    the same message, for a form posted to one of the UI's pages: an upload sent without app.js's
-    size check, say. Those routes answer HTML whatever the Accept header says (``HtmlRoute``), and so
-    does this; the API keeps its JSON error."""
+    """The body limit's refusal (413, or 400 for a bad Content-Length), or a rate limit's (429), as the
+    HTML error page, with the same message, for a form posted to one of the UI's pages: an upload sent
+    without app.js's size check, say. Those routes answer HTML whatever the Accept header says
+    (``HtmlRoute``), and so does this; the API keeps its JSON error."""
     if scope["path"].startswith(NOT_PAGES):
         return None
     request = Request(scope)
