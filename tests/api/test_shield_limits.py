@@ -64,6 +64,9 @@ async def test_the_fourth_comment_within_a_minute_is_refused_and_other_users_are
     assert "too many comments: at most 3 per minute" in page.text and int(page.headers["retry-after"]) >= 1
     listed = (await client.get(f"{API}/posts/{post['id']}/comments", headers=alice.auth)).json()
     assert len(listed["items"]) == 4  # bob's three and carol's one: the refused ones changed nothing
+    metrics = (await client.get("/metrics")).text  # refusals are counted under their route, as routed requests are
+    assert 'summit_http_requests_total{method="POST",route="/api/v1/posts/{post_id}/comments",status="429"} 1.0' in metrics
+    assert 'summit_http_requests_total{method="POST",route="/p/{post_id}/comments",status="429"} 1.0' in metrics
 
 
 async def test_sign_ins_are_limited_per_account_from_any_address_and_per_address(app, make_user) -> None:  # noqa: ANN001

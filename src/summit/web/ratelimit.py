@@ -153,23 +153,27 @@ class RateLimits:
         self.log_interval = float(settings.app.log_interval_seconds)
         self.exempt = tuple(ipaddress.ip_network(network) for network in settings.exempt)
         self.rules: list[_Rule] = []
-        self._routes: dict[str, list[tuple[re.Pattern[str], _Rule]]] = {}
+        self._routes: dict[str, list[tuple[re.Pattern[str], _Rule, str]]] = {}
         for limit in limits:
             parsed = item(settings.app.limits.get(limit.name, limit.rate), limit.name)
             rule = _Rule(limit, parsed, exact=parsed.amount <= EXACT_UP_TO)
             self.rules.append(rule)
             for route in limit.routes:
                 method, path = route.split(" ", 1)
-                self._routes.setdefault(method, []).append((_pattern(path), rule))
+                self._routes.setdefault(method, []).append((_pattern(path), rule, path))
         self._exempt_seen: dict[str, bool] = {}
 
     def matching(self, method: str, path: str) -> list[_Rule]:
         """The rules that count this request, in their declared order (each at most once)."""
         found: list[_Rule] = []
-        for pattern, rule in self._routes.get(method, ()):
+        for pattern, rule, _ in self._routes.get(method, ()):
             if rule not in found and pattern.match(path):
                 found.append(rule)
         return found
+
+    def template(self, rule: _Rule, method: str, path: str) -> str:
+        """The route of ``rule`` that this request matched, as declared (``/p/{post_id}/comments``)."""
+        return next(template for pattern, each, template in self._routes.get(method, ()) if each is rule and pattern.match(path))
 
     def is_exempt(self, address: str | None) -> bool:
         if not self.exempt or not address:
@@ -386,6 +390,8 @@ class RateLimitMiddleware:
                 key = "f:" + _field_key(value)
             refusal = await limiter.hit(rule, key)
             if refusal is not None:
+                # the access log and the metrics name the route template, as for a routed request
+                scope["route"] = _Route(limiter.limits.template(rule, scope["method"], scope["path"]))
                 return await self._refuse(scope, send, refusal, unread_body=not body_read and _has_body(scope))
         return await self.app(scope, receive, send)
 
@@ -409,6 +415,11 @@ class RateLimitMiddleware:
         await send({"type": "http.response.start", "status": 429,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]})
         await send({"type": "http.response.body", "body": body})
+
+
+@dataclass(frozen=True)
+class _Route:
+    path: str
 
 
 def _address_key(address: str | None) -> str:
