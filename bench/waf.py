@@ -126,8 +126,8 @@ def main() -> None:
     waf = Waf("waf-1", free_port(), [origin], WafSettings())
     layout = Layout(root)
     supervisor = Supervisor(layout, [origin, plain, waf], on_event=lambda text: None)
-    asyncio.run(supervisor.start())
     try:
+        asyncio.run(supervisor.start())  # on a failure it stops what it started, and raises
         for engine in (origin, plain, waf):
             pin(supervisor.unit(engine.name).process.pid, 0)
         rows = []
