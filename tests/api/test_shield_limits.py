@@ -1,14 +1,19 @@
 """The app's rate limits (summit.web.ratelimit, declared in photos.limits) on the real app: per user,
 per address and per account, as the JSON error or the HTML page, with Retry-After; exemptions; the
-client address behind a trusted proxy; counts shared by two app instances through Redis; and the
-limits failing open while Redis is out. Rates are lowered through the blueprint ([shield.app.limits])."""
+client address behind a trusted proxy; counts shared by two app processes (``summit serve``)
+through Redis; and the limits failing open while Redis is out. Rates are lowered through the blueprint ([shield.app.limits])."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,12 +21,16 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from summit.blueprint import Blueprint, load_blueprint
+from summit.engines.layout import free_port
 from summit.security import ACCESS_COOKIE
 from summit.testing.http import assert_error
+from summit.testing.mail import mailed_code
 from summit.web import ratelimit
 from summit.web.ratelimit import RateLimitConfigError
+from summit.wiring import open_port
 
 from photos.app import create_app
+from tests.conftest import image_bytes
 
 API = "/api/v1"
 FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
@@ -141,45 +150,99 @@ def on_redis(tmp_path: Path, url: str, **limits: str) -> Blueprint:
     return load_blueprint(environ={}, overrides=overrides)
 
 
-async def sign_up_and_in(client: httpx.AsyncClient, app, name: str) -> dict[str, str]:  # noqa: ANN001
-    from summit.testing.mail import mailed_code
-
+async def sign_up_and_in(client: httpx.AsyncClient, mail, name: str) -> dict[str, str]:  # noqa: ANN001
     email = f"{name}@example.com"
     assert (await client.post(f"{API}/accounts", json={"username": name, "email": email, "password": "correct horse 1"})).status_code == 201
-    code = await mailed_code(app.state.ctx.platform.mail, email, "confirmation")
+    code = await mailed_code(mail, email, "confirmation")
     assert (await client.post(f"{API}/accounts/confirm", json={"login": name, "code": code})).status_code == 200
     r = await client.post(f"{API}/sessions", json={"login": name, "password": "correct horse 1"})
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
 async def new_post(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
-    from tests.conftest import image_bytes
-
     r = await client.post(f"{API}/posts", headers=auth, files={"photo": ("p.jpg", image_bytes(), "image/jpeg")})
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
 
-async def test_two_app_instances_share_the_counts_through_redis(tmp_path: Path, redis_db, redis_server) -> None:  # noqa: ANN001
+@contextmanager
+def served(blueprint: Blueprint, env: dict[str, str]) -> Iterator[str]:
+    """The app in a process of its own (``summit serve``, as the control plane runs each app server)."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
+    environ.update(env, SUMMIT_DATA_DIR=str(blueprint.data_dir), SUMMIT_SERVER__PORT=str(port))
+    log = open(blueprint.data_dir.parent / f"serve-{port}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "summit", "serve"], env=environ, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (blueprint.data_dir.parent / f"serve-{port}.log").read_text()[-2000:]
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+async def test_two_app_processes_share_the_counts_through_redis(tmp_path: Path, redis_db, redis_server) -> None:  # noqa: ANN001
     blueprint = on_redis(tmp_path, redis_db.url, comment="3/minute")
-    async with app_on(blueprint) as (one, first), app_on(blueprint) as (two, second):
-        assert one.state.rate_limiter.counts.shared and one.state.rate_limiter.counts is not two.state.rate_limiter.counts
-        auth = await sign_up_and_in(first, one, "sharer")
-        post = await new_post(first, auth)
+    blueprint.data_dir.mkdir(parents=True)
+    env = {"SUMMIT_PORTS__CACHE": redis_db.url, "SUMMIT_SHIELD__APP__LIMITS__COMMENT": "3/minute",
+           "SUMMIT_AUTH__ISSUER": "http://127.0.0.1:8000",  # one issuer for both, as a stage's app servers have
+           "SUMMIT_AUTH__ARGON2_TIME_COST": "1", "SUMMIT_AUTH__ARGON2_MEMORY_KIB": "1024"}
+    with served(blueprint, env) as one, served(blueprint, env) as two:
+        async with httpx.AsyncClient(base_url=one, timeout=30) as first, httpx.AsyncClient(base_url=two, timeout=30) as second:
+            mail = open_port("mail", blueprint.port_url("mail"))
+            try:
+                auth = await sign_up_and_in(first, mail, "sharer")
+            finally:
+                await mail.close()
+            post = await new_post(second, auth)
 
-        async def comment_on(client: httpx.AsyncClient) -> int:
-            return (await client.post(f"{API}/posts/{post}/comments", headers=auth, json={"body": "hi"})).status_code
+            async def comment_on(client: httpx.AsyncClient) -> int:
+                return (await client.post(f"{API}/posts/{post}/comments", headers=auth, json={"body": "hi"})).status_code
 
-        assert [await comment_on(c) for c in (first, second, first)] == [201, 201, 201]
-        assert await comment_on(second) == 429 and await comment_on(first) == 429
+            assert [await comment_on(c) for c in (first, second, first)] == [201, 201, 201]
+            assert await comment_on(second) == 429 and await comment_on(first) == 429
     assert any(key.startswith(f"{redis_db.prefix}shield:") for key in redis_server.keys(f"{redis_db.prefix}*"))  # under the cache's prefix
 
 
-async def test_with_redis_out_the_limits_fail_open_log_once_and_count_again_after(tmp_path: Path, redis_db, redis_server, caplog) -> None:  # noqa: ANN001
-    caplog.set_level(logging.WARNING, logger="summit.shield")
+class Lines(logging.Handler):
+    """What a logger wrote (the app's start-up replaces the root's handlers, pytest's among them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def shield_log() -> Iterator[Lines]:
+    lines, logger = Lines(), logging.getLogger("summit.shield")
+    logger.addHandler(lines)
+    yield lines
+    logger.removeHandler(lines)
+
+
+async def test_with_redis_out_the_limits_fail_open_log_once_and_count_again_after(tmp_path: Path, redis_db, redis_server,  # noqa: ANN001
+                                                                                   shield_log: Lines) -> None:
     blueprint = on_redis(tmp_path, redis_db.url, comment="2/minute")
     async with app_on(blueprint) as (app, client):
-        auth = await sign_up_and_in(client, app, "steady")
+        auth = await sign_up_and_in(client, app.state.ctx.platform.mail, "steady")
         post = await new_post(client, auth)
 
         async def comment_on() -> int:
@@ -192,9 +255,9 @@ async def test_with_redis_out_the_limits_fail_open_log_once_and_count_again_afte
         finally:
             await asyncio.to_thread(redis_server.restart)
         assert statuses == [201] * 6  # served, uncounted
-        outage = [r.getMessage() for r in caplog.records if "rate limits not enforced" in r.getMessage()]
-        assert len(outage) == 1 and "Redis at 127.0.0.1" in outage[0], [r.getMessage() for r in caplog.records]
+        outage = [line for line in shield_log.lines if "rate limits not enforced" in line]
+        assert len(outage) == 1 and "Redis at 127.0.0.1" in outage[0], shield_log.lines
         await asyncio.sleep(ratelimit.BREAK_SECONDS + 0.2)  # the breaker lets a request try Redis again
         assert [await comment_on() for _ in range(3)] == [201, 201, 429]  # a new Redis: counted from zero
-        back = [r.getMessage() for r in caplog.records if "counted again" in r.getMessage()]
+        back = [line for line in shield_log.lines if "counted again" in line]
         assert len(back) == 1 and "request(s) went uncounted" in back[0]
