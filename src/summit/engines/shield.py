@@ -2,8 +2,8 @@
 
 The front door counts, per source in a stick table of its ``public`` frontend, the requests and
 the new connections over ``window_seconds`` and the connections open now. Above the blueprint's
-limits (``[shield.edge]``) a request is answered ``429`` with ``Retry-After``, a JSON error naming
-the limit (an HTML page to a browser's page load); above the flood thresholds new connections are
+limits (``[shield.edge]``) a request is answered ``429`` with ``Retry-After`` and the API's JSON
+error shape, its message naming the limit (an HTML page to a browser's page load); above the flood thresholds new connections are
 refused and requests on open ones are dropped without an answer (``silent-drop``). Sources in
 ``shield.exempt`` are not counted at all.
 
@@ -59,12 +59,13 @@ class Shield:
         w = self.window_seconds
         return [
             ("requests", "sc0_http_req_rate", self.request_rate,
-             f"too many requests from your address: more than {self.request_rate} in {w} s; retry in {w} s"),
+             f"too many requests from your address (edge limit requests): more than {self.request_rate} in {w} s; retry in {w} s"),
             ("connections", "sc0_conn_cur", self.connections,
-             f"too many open connections from your address: more than {self.connections} at once; close some, then retry in {w} s"),
+             f"too many open connections from your address (edge limit connections): more than {self.connections} at once; "
+             f"close some, then retry in {w} s"),
             ("connection_rate", "sc0_conn_rate", self.connection_rate,
-             f"too many new connections from your address: more than {self.connection_rate} in {w} s; reuse them (keep-alive) "
-             f"and retry in {w} s"),
+             f"too many new connections from your address (edge limit connection_rate): more than {self.connection_rate} in {w} s; "
+             f"reuse them (keep-alive) and retry in {w} s"),
         ]
 
     def state_of(self, entry: dict[str, Any]) -> list[str]:
@@ -105,7 +106,7 @@ def rules(shield: Shield | None) -> str:
     for name, _, _, message in limits:
         page = ('<!doctype html><html lang="en"><meta charset="utf-8"><title>Too many requests</title>'
                 f"<h1>Too many requests</h1><p>{_html(message)}.</p><p>Request id: %[unique-id]</p></html>")
-        error = ('{"error":{"code":"rate_limited","message":"' + message + f'","limit":"edge.{name}"}},"request_id":"%[unique-id]"}}')
+        error = '{"error":{"code":"rate_limited","message":"' + message + '"},"request_id":"%[unique-id]"}'  # the API's error shape
         lines.append(f"    http-request return status 429 content-type \"text/html; charset=utf-8\" lf-string '{page}' {headers} "
                      f"if shield_{name} shield_page !shield_api")
         lines.append(f"    http-request return status 429 content-type application/json lf-string '{error}' {headers} if shield_{name}")
