@@ -138,7 +138,10 @@ def measure(
         asyncio.run(asyncio.wait_for(supervisor.start(), timeout=90))
     except (EngineError, asyncio.TimeoutError, OSError) as error:
         asyncio.run(supervisor.stop())
-        out.note = f"the front-door baseline did not start: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        # the first line says what failed, the last ones (the engine's own log) why
+        said = " / ".join(lines[:1] + lines[1:][-3:]) if lines else type(error).__name__
+        out.note = f"the front-door baseline did not start: {said}"
         return out
     try:
         group = procs.Group(tuple(pid for u in supervisor.units if (pid := u.process and u.process.pid)))

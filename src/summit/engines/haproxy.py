@@ -232,9 +232,10 @@ frontend stats
 
 
 def runtime_socket(layout: Layout, stats_port: int) -> Path:
-    """The runtime API's unix socket (a short path: unix socket paths stop at 107 bytes)."""
+    """The runtime API's unix socket (a short path: unix socket paths stop at 107 bytes, and
+    HAProxy binds ``<path>.<pid>.tmp`` first, then renames it: 16 bytes more)."""
     path = layout.run_dir / "haproxy.sock"
-    if len(str(path)) > 100:
+    if len(str(path)) > 90:
         path = Path(tempfile.gettempdir()) / f"summit-haproxy-{stats_port}.sock"
     return path
 

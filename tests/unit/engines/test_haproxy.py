@@ -143,3 +143,15 @@ async def test_the_internal_l4_listener_carries_tcp_to_an_internal_service(tmp_p
         assert proxy.server_states() == {}  # no web backend servers here
     finally:
         await supervisor.stop()
+
+
+def test_the_runtime_socket_path_fits_haproxys_limit(tmp_path: Path) -> None:
+    """HAProxy refuses a unix socket path over 97 bytes (it binds ``<path>.<pid>.tmp`` first):
+    a deep data directory (pytest's, under xdist) puts the socket in the temporary directory."""
+    from summit.engines import Layout
+    from summit.engines.haproxy import runtime_socket
+
+    shallow = runtime_socket(Layout(tmp_path / "d"), 40001)
+    deep = runtime_socket(Layout(tmp_path / ("x" * 80) / "d"), 40002)
+    assert len(str(deep)) <= 97 and deep.name == "summit-haproxy-40002.sock"
+    assert len(str(shallow)) <= 97

@@ -15,6 +15,13 @@ from summit.cli import main
 
 from guard_script import Script
 
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's console took its width when it was first imported (80 columns without a
+    terminal, as in CI): wide enough for the tables' whole cells here."""
+    monkeypatch.setattr(main.console, "width", 250)
+
 BRUTE_FORCE = "UnauthorizedAccess:User/BruteForce"
 STUFFING = "CredentialAccess:User/CredentialStuffing"
 

@@ -8,11 +8,19 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from summit.cli import kms as kms_cli  # noqa: F401  (registers the commands)
 from summit.cli import main
 from summit.security.kms import Kms
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's console took its width when it was first imported (80 columns without a
+    terminal, as in CI): wide enough for the tables' whole cells here."""
+    monkeypatch.setattr(main.console, "width", 250)
 
 
 def run(*args: str, input: bytes | str | None = None):  # noqa: ANN201, A002

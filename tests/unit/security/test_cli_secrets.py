@@ -6,12 +6,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from summit.cli import main
 from summit.cli import secrets as secrets_cli  # noqa: F401  (registers the commands)
 from summit.cli.secrets import masked
 from summit.security.secrets import SecretsManager
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's console took its width when it was first imported (80 columns without a
+    terminal, as in CI): wide enough for the tables' whole cells here."""
+    monkeypatch.setattr(main.console, "width", 250)
 
 
 def run(*args: str, input: bytes | str | None = None):  # noqa: ANN201, A002
