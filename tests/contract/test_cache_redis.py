@@ -212,3 +212,18 @@ async def test_a_cancelled_read_leaves_the_batch_to_the_others(redis_db) -> None
         assert await cache.get_many(["a", "b"]) == {"a": b"1", "b": b"2"}
     finally:
         await cache.close()
+
+
+async def test_a_read_cancelled_while_its_batch_is_sent_is_a_miss_for_the_others(redis_db) -> None:  # noqa: ANN001
+    cache = open_port("cache", redis_db.url)
+    try:
+        await cache.set("a", b"1")
+        leader = asyncio.ensure_future(cache.get_many(["a"]))  # opens the batch
+        follower = asyncio.ensure_future(cache.get_many(["a"]))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the leader is sending the MGET now
+        leader.cancel()
+        assert await asyncio.wait_for(follower, 2) in ({}, {"a": b"1"})  # a miss, or the answer: never an error
+        assert await cache.get("a") == b"1"
+    finally:
+        await cache.close()

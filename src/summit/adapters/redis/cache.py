@@ -174,6 +174,7 @@ class RedisCache(Cache):
             await self._mget(reads)
             found = reads.done.result()
         return {key: found[key] for key in keys if key in found}
+
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         value, ttl = check_value(value), check_ttl(ttl)
         await self._write([key], lambda r: r.set(self.prefix + key, value, px=_px(ttl)))
@@ -232,9 +233,12 @@ class RedisCache(Cache):
             found = {key: value for key, value in zip(keys, values) if value is not None}
         except _Skipped:
             found = {}
-        except BaseException as error:  # CacheError, or cancelled: each caller meets it
-            reads.done.set_exception(error if isinstance(error, Exception) else CacheError("the read was cancelled"))
+        except Exception as error:  # an error Redis answered with (CacheError): each caller meets it
+            reads.done.set_exception(error)
             reads.done.exception()  # retrieved: a batch nobody joined logs nothing
+            raise
+        except BaseException:  # the caller sending it was cancelled: a miss for those who joined
+            reads.done.set_result({})
             raise
         reads.done.set_result(found)
 
