@@ -54,6 +54,7 @@ def main() -> None:
     from summit.cli import guard  # noqa: F401  (registers its commands)
     from summit.cli import certs  # noqa: F401  (register its commands)
     from summit.cli import shield  # noqa: F401  (registers its commands)
+    from summit.cli import config_check  # noqa: F401  (registers its commands)
 
     app()
 
