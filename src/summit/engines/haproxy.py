@@ -199,6 +199,10 @@ frontend stats
         (home / "haproxy.cfg").write_text(self.render(layout))
         return note
 
+    def stopped(self, layout: Layout) -> None:
+        """The runtime socket goes with it (it may live in the temporary directory: ``runtime_socket``)."""
+        self.socket_path(layout).unlink(missing_ok=True)
+
     def maintain(self, layout: Layout) -> str | None:
         """Renew the certificate when due and make sure HAProxy serves the one on disk."""
         if self.tls is None:

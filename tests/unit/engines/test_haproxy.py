@@ -155,3 +155,18 @@ def test_the_runtime_socket_path_fits_haproxys_limit(tmp_path: Path) -> None:
     deep = runtime_socket(Layout(tmp_path / ("x" * 80) / "d"), 40002)
     assert len(str(deep)) <= 97 and deep.name == "summit-haproxy-40002.sock"
     assert len(str(shallow)) <= 97
+
+
+async def test_a_stopped_haproxy_leaves_no_runtime_socket_behind(tmp_path: Path) -> None:
+    from summit.engines.haproxy import runtime_socket
+
+    layout = Layout(tmp_path / ("x" * 80) / "d")  # deep: the socket lives in the temporary directory
+    proxy = HAProxy("haproxy", "127.0.0.1", free_port(), free_port(), [])
+    supervisor = Supervisor(layout, [proxy], on_event=lambda text: None)
+    await supervisor.start()
+    try:
+        socket_path = runtime_socket(layout, proxy.stats_port)
+        assert socket_path.exists() and not socket_path.is_relative_to(tmp_path)
+    finally:
+        await supervisor.stop()
+    assert not socket_path.exists()
