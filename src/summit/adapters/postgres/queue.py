@@ -25,9 +25,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
-from psycopg import errors
-from psycopg.pq import TransactionStatus
 
+from summit.adapters.postgres.connections import Connections
 from summit.ports.queue import (
     DEAD_SUFFIX,
     DEFAULT_MAX_RECEIVES,
@@ -43,9 +42,7 @@ T = TypeVar("T")
 
 _POOL_SIZE = 4  # connections per instance: a call holds one for a single short transaction
 _TIMEOUT = 30.0  # seconds a call may take, waiting for a connection included: a stuck server is an error
-_CONNECT_TIMEOUT = "5"  # libpq's connect_timeout (seconds), unless the URL sets one
 _SQL_OPTIONS = ("replica", "reader", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
-_RACED = (errors.DuplicateTable, errors.DuplicateObject, errors.UniqueViolation)  # another process created it first
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS summit_queue_messages (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- sending order, among equal visible_at
@@ -90,14 +87,14 @@ class PostgresQueue(Queue):
             raise ValueError(f"max_receives must be an integer >= 1, not {max_receives!r}")
         if not callable(clock):
             raise TypeError(f"clock is a function returning unix seconds (such as time.time), not {clock!r}")
-        self.conninfo = {"connect_timeout": _CONNECT_TIMEOUT, **conninfo}
         self.max_receives = max_receives
-        self.prepared_statements = prepared_statements
         self.clock = clock
-        self._idle: list[psycopg.AsyncConnection[Any]] = []
-        self._slots = asyncio.Semaphore(_POOL_SIZE)
-        self._schema_ready = False
-        self._closed = False
+        self._connections = Connections(conninfo, prepared_statements=prepared_statements, size=_POOL_SIZE,
+                                        schema_present=_SCHEMA_PRESENT, schema=_SCHEMA)
+
+    conninfo = property(lambda self: self._connections.conninfo, doc="libpq's connection keywords")
+    prepared_statements = property(lambda self: self._connections.prepared_statements)
+    _idle = property(lambda self: self._connections.idle)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = time.time) -> PostgresQueue:
@@ -178,8 +175,7 @@ class PostgresQueue(Queue):
 
     async def close(self) -> None:
         """Close the idle connections now; those in use close when their call ends."""
-        self._closed = True
-        await self._drop_idle()
+        await self._connections.close()
 
     async def _write_one(self, sql: str, params: tuple[Any, ...]) -> bool:
         """Run ``sql`` on the message one receipt names: True if there was one."""
@@ -216,60 +212,15 @@ class PostgresQueue(Queue):
 
     async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         """``work`` in one transaction on a pooled connection; the caller sees QueueError only."""
-        if self._closed:
+        if self._connections.closed:
             raise QueueError(f"{self!r} is closed")
         try:
-            async with asyncio.timeout(_TIMEOUT), self._slots:
-                if self._closed:  # closed while this call waited for a connection
+            async with asyncio.timeout(_TIMEOUT), self._connections.slots:
+                if self._connections.closed:  # closed while this call waited for a connection
                     raise QueueError(f"{self!r} is closed")
-                return await self._transaction(work)
+                return await self._connections.transaction(work)
         except TimeoutError:
             raise QueueError(f"{self!r}: no answer from the server within {_TIMEOUT:g} s") from None
         except psycopg.Error as error:
             message = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise QueueError(f"{self!r}: {message}") from error
-
-    async def _transaction(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
-        while True:
-            reused = bool(self._idle)
-            conn = self._idle.pop() if reused else await self._connect()
-            began = done = False
-            try:
-                async with conn.transaction():
-                    began = True
-                    result = await work(conn)
-                done = True
-                return result
-            except psycopg.OperationalError:
-                if reused and not began:  # an idle connection the server or pooler dropped: nothing ran
-                    await self._drop_idle()
-                    continue
-                raise
-            finally:
-                if done and not self._closed and conn.info.transaction_status == TransactionStatus.IDLE:
-                    self._idle.append(conn)
-                else:  # in doubt (an error, a cancellation): never hand it out again
-                    await conn.close()
-
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        options: dict[str, Any] = {} if self.prepared_statements else {"prepare_threshold": None}
-        conn = await psycopg.AsyncConnection.connect(autocommit=True, **options, **self.conninfo)
-        if not self._schema_ready:
-            try:
-                cursor = await conn.execute(_SCHEMA_PRESENT)
-                if not (await cursor.fetchone())[0]:  # type: ignore[index]
-                    for statement in _SCHEMA:  # each on its own: a race lost on one must not undo the other
-                        try:
-                            await conn.execute(statement)
-                        except _RACED:
-                            pass
-            except BaseException:
-                await conn.close()
-                raise
-            self._schema_ready = True
-        return conn
-
-    async def _drop_idle(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.close()

@@ -32,21 +32,18 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 import psycopg
-from psycopg import errors
-from psycopg.pq import TransactionStatus
 
+from summit.adapters.postgres.connections import Connections
 from summit.ports.search import TITLE_WEIGHT, Hit, Prepared, QueryPlan, SearchError, SearchIndex, SearchUnavailable
 
 T = TypeVar("T")
 
 _POOL_SIZE = 4  # connections per instance: a call holds one for a single short transaction
 _TIMEOUT = 15.0  # seconds a call may take, waiting for a connection included
-_CONNECT_TIMEOUT = "5"  # libpq's connect_timeout (seconds), unless the URL sets one
 _BATCH = 500  # documents per INSERT of index_many
 _MAX_POSITIONS = 255  # positions of one word in a document's tsvector (PostgreSQL keeps 256)
 _SQL_OPTIONS = ("replica", "reader", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions, shutdowns, not yet accepting
-_RACED = (errors.DuplicateTable, errors.DuplicateObject, errors.UniqueViolation)  # another process made it first
 _WEIGHTS = f"'{{{1 / TITLE_WEIGHT}, {1 / TITLE_WEIGHT}, {1 / TITLE_WEIGHT}, 1.0}}'::float4[]"  # D, C, B, A
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS summit_search_docs (
@@ -71,12 +68,12 @@ _UPSERT = (
 class PostgresSearchIndex(SearchIndex):
     def __init__(self, conninfo: dict[str, Any], *, prepared_statements: bool = True):
         """``conninfo``: libpq connection keywords (host, port, dbname, user, passfile ...)."""
-        self.conninfo = {"connect_timeout": _CONNECT_TIMEOUT, **conninfo}
-        self.prepared_statements = prepared_statements
-        self._idle: list[psycopg.AsyncConnection[Any]] = []
-        self._slots = asyncio.Semaphore(_POOL_SIZE)
-        self._schema_ready = False
-        self._closed = False
+        self._connections = Connections(conninfo, prepared_statements=prepared_statements, size=_POOL_SIZE,
+                                        schema_present=_SCHEMA_PRESENT, schema=_SCHEMA)
+
+    conninfo = property(lambda self: self._connections.conninfo, doc="libpq's connection keywords")
+    prepared_statements = property(lambda self: self._connections.prepared_statements)
+    _idle = property(lambda self: self._connections.idle)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresSearchIndex:
@@ -160,22 +157,19 @@ class PostgresSearchIndex(SearchIndex):
 
     async def close(self) -> None:
         """Close the idle connections now; those in use close when their call ends."""
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.close()
+        await self._connections.close()
 
     # ---- connections -------------------------------------------------------------------------
 
     async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         """``work`` in one transaction on a pooled connection; the caller sees the port's errors only."""
-        if self._closed:
+        if self._connections.closed:
             raise SearchError(f"{self!r} is closed")
         try:
-            async with asyncio.timeout(_TIMEOUT), self._slots:
-                if self._closed:  # closed while this call waited for a connection
+            async with asyncio.timeout(_TIMEOUT), self._connections.slots:
+                if self._connections.closed:  # closed while this call waited for a connection
                     raise SearchError(f"{self!r} is closed")
-                return await self._transaction(work)
+                return await self._connections.transaction(work)
         except TimeoutError:
             raise SearchUnavailable(f"{self!r}: no answer from the server within {_TIMEOUT:g} s") from None
         except psycopg.Error as error:
@@ -184,50 +178,6 @@ class PostgresSearchIndex(SearchIndex):
             if state.startswith(_UNAVAILABLE_STATES) or (isinstance(error, psycopg.OperationalError) and not state):
                 raise SearchUnavailable(message) from error
             raise SearchError(message) from error
-
-    async def _transaction(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
-        while True:
-            reused = bool(self._idle)
-            conn = self._idle.pop() if reused else await self._connect()
-            began = done = False
-            try:
-                async with conn.transaction():
-                    began = True
-                    result = await work(conn)
-                done = True
-                return result
-            except psycopg.OperationalError:
-                if reused and not began:  # an idle connection the server or pooler dropped: nothing ran
-                    await self._drop_idle()
-                    continue
-                raise
-            finally:
-                if done and not self._closed and conn.info.transaction_status == TransactionStatus.IDLE:
-                    self._idle.append(conn)
-                else:  # in doubt (an error, a cancellation): never hand it out again
-                    await conn.close()
-
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        options: dict[str, Any] = {} if self.prepared_statements else {"prepare_threshold": None}
-        conn = await psycopg.AsyncConnection.connect(autocommit=True, **options, **self.conninfo)
-        if not self._schema_ready:
-            try:
-                if not (await (await conn.execute(_SCHEMA_PRESENT)).fetchone())[0]:  # type: ignore[index]
-                    for statement in _SCHEMA:  # each on its own: a race lost on one must not undo the other
-                        try:
-                            await conn.execute(statement)
-                        except _RACED:
-                            pass
-            except BaseException:
-                await conn.close()
-                raise
-            self._schema_ready = True
-        return conn
-
-    async def _drop_idle(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.close()
 
 
 # ---- literals and statements ----------------------------------------------------------------------
