@@ -158,10 +158,12 @@ ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 """
 
 
-class SmallOrigin(Engine):
-    """The origin of a CDN under test: a real HTTP server, much smaller than the app."""
+class ScriptServer(Engine):
+    """A small real HTTP server in an app server's place: ``script`` run by this Python with the
+    server's name and port as its arguments."""
 
     kind = "app"
+    script = ""
 
     def __init__(self, name: str = "web-1"):
         super().__init__(name, "web", free_port())
@@ -169,10 +171,16 @@ class SmallOrigin(Engine):
     def command(self, layout: Layout) -> Command:
         import sys
 
-        return Command([sys.executable, "-c", ORIGIN, self.name, str(self.port)])
+        return Command([sys.executable, "-c", self.script, self.name, str(self.port)])
 
     def ready(self, layout: Layout) -> bool:
         return tcp_open(self.host, self.port, timeout=0.2)
+
+
+class SmallOrigin(ScriptServer):
+    """The origin of a CDN under test: a real HTTP server, much smaller than the app."""
+
+    script = ORIGIN
 
 
 # An app server's stand-in behind the front door: answers every GET (keep-alive, HTTP/1.1) with its
@@ -197,21 +205,10 @@ ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 """
 
 
-class EchoServer(Engine):
+class EchoServer(ScriptServer):
     """A small real HTTP server in an app server's place (behind HAProxy): it says what reached it."""
 
-    kind = "app"
-
-    def __init__(self, name: str = "web-1"):
-        super().__init__(name, "web", free_port())
-
-    def command(self, layout: Layout) -> Command:
-        import sys
-
-        return Command([sys.executable, "-c", ECHO, self.name, str(self.port)])
-
-    def ready(self, layout: Layout) -> bool:
-        return tcp_open(self.host, self.port, timeout=0.2)
+    script = ECHO
 
 
 @dataclass
