@@ -48,6 +48,23 @@ def test_the_search_port_per_stage(tmp_path: Path) -> None:
     assert running.port_url("search") == running.port_url("sql") == "postgresql://summit@127.0.0.1:6432/summit?passfile=/p&prepared_statements=off"
 
 
+def test_from_1k_the_presets_put_tls_and_the_waf_tier_at_the_edge() -> None:
+    """Cumulative: 1k turns on HAProxy with TLS and two WAF processes, 10k keeps them; 1 and 1+ have no edge."""
+    for stage in ("1", "1+"):
+        engines = load_blueprint(environ={}, overrides={"stage": stage}).engines
+        assert not (engines.haproxy.enabled or engines.haproxy.tls or engines.waf.enabled), stage
+    for stage in ("1k", "10k"):
+        blueprint = load_blueprint(environ={}, overrides={"stage": stage})
+        haproxy, waf = blueprint.engines.haproxy, blueprint.engines.waf
+        assert haproxy.enabled and haproxy.tls and haproxy.https_port == 8443 and blueprint.tls, stage
+        assert waf.enabled and waf.processes == 2 == blueprint.server.processes, stage
+        assert blueprint.auth.cookie_secure is True and blueprint.public_url == "https://127.0.0.1:8443"
+        assert "WAF" in blueprint.description and "HTTPS" in blueprint.description
+    plain = load_blueprint(environ={"SUMMIT_ENGINES__HAPROXY__TLS": "false", "SUMMIT_ENGINES__WAF__ENABLED": "false"},
+                           overrides={"stage": "10k"})
+    assert not plain.tls and not plain.engines.waf.enabled and plain.public_url == "http://127.0.0.1:8000"
+
+
 def test_stage_names_start_with_1() -> None:
     assert stage_names()[0] == "1"
 

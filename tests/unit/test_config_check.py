@@ -86,11 +86,11 @@ def test_a_stage_1_data_dir_is_compliant_but_for_personal_data(data: Path) -> No
 
 
 def test_tls_at_the_edge_from_1k(data: Path) -> None:
+    (on,) = _by_rule(_ctx(data, "1k"), "tls-at-edge")  # on in the presets from 1k
+    assert on.compliance == COMPLIANT
+    (data.parent / "summit.toml").write_text('[engines.haproxy]\ntls = false\n')
     (off,) = _by_rule(_ctx(data, "1k"), "tls-at-edge")
     assert off.compliance == NON_COMPLIANT and "engines.haproxy.tls = true" in off.reason
-    (data.parent / "summit.toml").write_text('[engines.haproxy]\ntls = true\n')
-    (on,) = _by_rule(_ctx(data, "1k"), "tls-at-edge")
-    assert on.compliance == COMPLIANT
 
 
 def _running(data: Path, processes: list[dict]) -> dict:

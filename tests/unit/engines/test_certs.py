@@ -168,10 +168,16 @@ def test_a_domain_is_kept_lower_case_without_its_final_dot() -> None:
     assert _blueprint(certs={"domain": "Photos.Example."}).certs.domain == "photos.example"
 
 
-def test_tls_is_off_in_every_preset_and_on_it_everything_says_https(tmp_path: Path) -> None:
+def test_tls_is_on_from_1k_in_the_presets_and_on_it_everything_says_https(tmp_path: Path) -> None:
     for stage in stage_names():
         blueprint = _blueprint(stage=stage)
-        assert not blueprint.tls and blueprint.public_url.startswith("http://") and blueprint.auth.cookie_secure is False
+        if blueprint.engines.haproxy.enabled:  # 1k and later: HTTPS at the front door
+            assert blueprint.tls and blueprint.public_url == "https://127.0.0.1:8443" and blueprint.auth.cookie_secure is True, stage
+        else:  # 1 and 1+: the app is the front door, plain HTTP on loopback
+            assert not blueprint.tls and blueprint.public_url.startswith("http://") and blueprint.auth.cookie_secure is False, stage
+    assert {"1k", "10k"} <= {stage for stage in stage_names() if _blueprint(stage=stage).tls}
+    off = _blueprint(stage="10k", engines={"haproxy": {"tls": False}})  # a blueprint may still turn it off
+    assert not off.tls and off.public_url == "http://127.0.0.1:8000" and off.auth.cookie_secure is False
     on = _blueprint(stage="1k", data_dir=str(tmp_path), engines={"haproxy": {"tls": True, "https_port": 9443}})
     assert on.tls and on.public_url == on.issuer == "https://127.0.0.1:9443"
     assert on.auth.cookie_secure is True  # follows TLS ...
@@ -192,7 +198,7 @@ def test_the_app_servers_are_told_the_https_issuer_and_secure_cookies(tmp_path: 
     assert env["SUMMIT_AUTH__ISSUER"] == "https://127.0.0.1:9443" and env["SUMMIT_AUTH__COOKIE_SECURE"] == "true"
     haproxy = stage.engine("haproxy")
     assert haproxy.tls is not None and haproxy.tls.https_port == 9443 and haproxy.maintain_interval == 3600
-    plain = plan(_blueprint(stage="1k", data_dir=str(tmp_path / "plain")))
+    plain = plan(_blueprint(stage="1k", data_dir=str(tmp_path / "plain"), engines={"haproxy": {"tls": False}}))
     assert plain.endpoints["public"] == "http://127.0.0.1:8000" and plain.engine("haproxy").tls is None
 
 

@@ -94,8 +94,8 @@ def test_a_version_printed_on_stderr_is_read_too() -> None:
 
 
 # ---- needed(): what each stage preset enables ----
-@pytest.mark.parametrize(("stage", "expected"), [("1", []), ("1+", ["postgres", "pgbouncer"]), ("1k", ["postgres", "pgbouncer", "haproxy"]),
-                                                  ("10k", ["postgres", "pgbouncer", "redis", "haproxy", "varnish", "seaweedfs"])])
+@pytest.mark.parametrize(("stage", "expected"), [("1", []), ("1+", ["postgres", "pgbouncer"]), ("1k", ["postgres", "pgbouncer", "haproxy", "nginx"]),
+                                                  ("10k", ["postgres", "pgbouncer", "redis", "haproxy", "varnish", "seaweedfs", "nginx"])])
 def test_needed_follows_the_stage_presets(stage: str, expected: list[str]) -> None:
     assert install.needed(load_blueprint(environ={}, overrides={"stage": stage})) == expected
 

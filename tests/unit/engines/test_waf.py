@@ -311,9 +311,16 @@ def test_the_stage_puts_the_waf_between_haproxy_and_the_app_servers_and_the_cdn_
     assert "nginx" in install.needed(blueprint)
 
 
-def test_the_waf_is_off_in_the_presets_and_needs_the_front_door() -> None:
-    for stage in ("1", "1+", "1k", "10k"):
+def test_the_waf_is_on_from_1k_in_the_presets_and_needs_the_front_door(tmp_path: Path) -> None:
+    for stage in ("1", "1+"):
         assert not load_blueprint(environ={}, overrides={"stage": stage}).engines.waf.enabled
+    for stage in ("1k", "10k"):
+        waf = load_blueprint(environ={}, overrides={"stage": stage}).engines.waf
+        assert waf.enabled and waf.processes == 2 and (waf.paranoia_level, waf.inbound_anomaly_threshold) == (1, 5)
+    stage = plan(load_blueprint(environ={}, overrides={"stage": "10k", "data_dir": str(tmp_path)}))
+    assert [w.name for w in stage.of_kind("waf")] == ["waf-1", "waf-2"]
+    assert stage.engine("haproxy").servers == stage.of_kind("waf")  # type: ignore[attr-defined]
+    assert not load_blueprint(environ={}, overrides={"stage": "10k", "engines": {"waf": {"enabled": False}}}).engines.waf.enabled
     with pytest.raises(BlueprintError, match="engines.waf needs engines.haproxy"):
         load_blueprint(environ={}, overrides={"stage": "1+", "engines": {"waf": {"enabled": True}}})
 
