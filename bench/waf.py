@@ -95,7 +95,7 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, str]:
         argv += ["-H", f"{key}: {value}"]
     done = subprocess.run([*argv, url], capture_output=True, text=True, check=True, timeout=seconds + 30)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
-    p50 = re.search(r"50%\s+(\S+)", done.stdout).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", done.stdout, re.MULTILINE).group(1)  # the latency distribution's line
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} answers were not 2xx: the bench's request was blocked?\n{done.stdout}")
