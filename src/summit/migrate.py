@@ -68,7 +68,7 @@ def upgrade_all(blueprint: Blueprint, sync_url: str) -> list[History]:
     """Bring every history of the deployment to its head, in order (idempotent); returns them."""
     found = histories(blueprint)
     for history in found:
-        upgrade(history.location, sync_url)
+        upgrade(history.location, sync_url, data_dir=blueprint.data_dir)
     return found
 
 
@@ -77,16 +77,20 @@ def revisions(blueprint: Blueprint, sync_url: str) -> list[tuple[History, str | 
     return [(history, current(sync_url, history.version_table)) for history in histories(blueprint)]
 
 
-def alembic_config(script_location: Path, sync_url: str) -> Config:
+def alembic_config(script_location: Path, sync_url: str, *, data_dir: Path | None = None) -> Config:
+    """The config of one history; ``data_dir`` reaches its revisions as ``config.attributes["data_dir"]``
+    (the identity history's id0003 encrypts emails with the data directory's KMS)."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", sync_url.replace("%", "%%"))
+    if data_dir is not None:
+        config.attributes["data_dir"] = Path(data_dir)
     return config
 
 
-def upgrade(script_location: Path, sync_url: str, revision: str = "head") -> None:
+def upgrade(script_location: Path, sync_url: str, revision: str = "head", *, data_dir: Path | None = None) -> None:
     """Bring the database at ``sync_url`` to ``revision`` (idempotent)."""
-    command.upgrade(alembic_config(script_location, sync_url), revision)
+    command.upgrade(alembic_config(script_location, sync_url, data_dir=data_dir), revision)
 
 
 def current(sync_url: str, version_table: str = DEFAULT_VERSION_TABLE) -> str | None:

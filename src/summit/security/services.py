@@ -67,6 +67,7 @@ class Security:
                 reserved_usernames=frozenset(reserved_usernames),
             )
             pool.on_confirmed.extend(on_confirmed)
+            await pool.seal_plaintext()  # emails an upgrade or an app's migration left in clear (usually none)
             access = Access(platform.db, baseline=list(baseline))
             for group, (name, document) in (group_policies or {}).items():
                 await _attach_to_group(access, group, name, document)

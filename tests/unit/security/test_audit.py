@@ -200,7 +200,8 @@ def test_the_signing_key_is_private_and_shared_by_the_processes(tmp_path: Path) 
     write(tmp_path, 1)
     write(tmp_path, 1)
     keys = tmp_path / "keys"
-    assert stat.S_IMODE((keys / "audit-signing.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((keys / "audit-signing.key.kms").stat().st_mode) == 0o600
+    assert not (keys / "audit-signing.key").exists()  # the private key is stored only encrypted (KMS)
     assert stat.S_IMODE(keys.stat().st_mode) == 0o700
     for path in (tmp_path / "audit").rglob("*.json*"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -213,7 +214,7 @@ def test_the_signing_key_is_private_and_shared_by_the_processes(tmp_path: Path) 
 
 def test_a_key_readable_by_others_is_a_warning(tmp_path: Path) -> None:
     write(tmp_path, 1)
-    os.chmod(tmp_path / "keys" / "audit-signing.key", 0o644)
+    os.chmod(tmp_path / "keys" / "audit-signing.key.kms", 0o644)
     report = verify(tmp_path)
     assert report.ok and codes(report, "warning") == ["key_permissions"]
 

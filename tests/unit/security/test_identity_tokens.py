@@ -398,13 +398,14 @@ def test_rfc7515_a1_hs256_verifies_and_is_not_a_summit_token(issuer: TokenIssuer
 
 def test_keys_are_private_files_in_a_private_directory(keys: KeySet) -> None:
     assert stat.S_IMODE(keys.directory.stat().st_mode) == 0o700
-    files = list(keys.directory.glob("*.jwk"))
-    assert len(files) == 1
+    files = list(keys.directory.glob("*.jwk.kms"))
+    assert len(files) == 1 and not list(keys.directory.glob("*.jwk"))  # no private key in plaintext
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert "d" in json.loads(path.read_text())
+        assert b'"d"' not in path.read_bytes()
     keys.rotate()
-    for path in keys.directory.glob("*.jwk"):
+    assert len(list(keys.directory.glob("*.jwk.kms"))) == 2
+    for path in keys.directory.glob("*.jwk.kms"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 

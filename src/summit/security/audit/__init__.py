@@ -3,8 +3,8 @@
 Every state-changing API call and every authentication event is recorded by user ID (never by
 personal data) in append-only JSON Lines files under ``<data_dir>/audit/``, one chain per writing
 process. When a file is sealed, its SHA-256 goes into a digest that carries the previous digest's
-signature and is signed with Ed25519 (``<data_dir>/keys/audit-signing.key``, mode 0600; the
-public key beside it), so each chain proves the order and completeness of its files.
+signature and is signed with Ed25519 (``<data_dir>/keys/audit-signing.key.kms``, stored only
+encrypted by the KMS; the public key beside it), so each chain proves the order and completeness of its files.
 ``summit audit verify`` checks the chains, ``summit audit search`` finds records.
 
 Per process (in the app's lifespan, after any fork)::

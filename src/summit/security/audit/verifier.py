@@ -16,7 +16,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from summit.security.audit.format import AUDIT_DIR, digest_name, file_name
-from summit.security.audit.keys import KEY_FILE, PUBLIC_KEY_FILE, key_id, load_public_key, signature_valid
+from summit.security.audit.keys import KEY_FILE, PUBLIC_KEY_FILE, SEALED_KEY_FILE, key_id, load_public_key, signature_valid
 from summit.security.audit.read import ChainDir, Finding, list_chains, load_digest, sha256_file, writer_alive
 from summit.security.audit.witness import check_witnesses
 
@@ -88,10 +88,13 @@ def verify(data_dir: Path, *, public_key: Path | None = None) -> Report:
         return report
     pub = load_public_key(public_key or keys / PUBLIC_KEY_FILE)
     report.key_id = key_id(pub)
-    private = keys / KEY_FILE
-    if private.exists() and private.stat().st_mode & 0o077:
-        mode = oct(private.stat().st_mode & 0o777)
-        report.findings.append(Finding("warning", "key_permissions", f"{private} is readable by others (mode {mode}): it should be 0600"))
+    if (keys / KEY_FILE).exists():
+        report.findings.append(Finding("warning", "plaintext_key", f"{keys / KEY_FILE} is the signing key in plaintext: "
+                                       "start the app (or `summit up`) once to seal it under the KMS, which removes it"))
+    for private in (keys / KEY_FILE, keys / SEALED_KEY_FILE):
+        if private.exists() and private.stat().st_mode & 0o077:
+            mode = oct(private.stat().st_mode & 0o777)
+            report.findings.append(Finding("warning", "key_permissions", f"{private} is readable by others (mode {mode}): it should be 0600"))
     for name in strays:
         report.findings.append(Finding("error", "unexpected_entry", f"{AUDIT_DIR}/{name} is not a chain directory (added or renamed)"))
     valid: dict[str, dict[int, dict]] = {}

@@ -1,7 +1,10 @@
 """The signing key set of the user pool: Ed25519 keys with rotation, published as a JWKS.
 
-Keys live in ``<data_dir>/keys/identity/`` (directory 0700, files 0600), one JWK file per key,
-plus ``active`` naming the key that signs. Rotation adds a key and makes it active; older keys stay
+Keys live in ``<data_dir>/keys/identity/`` (directory 0700, files 0600), one file per key,
+``<kid>.jwk.kms``: the private JWK encrypted by the KMS (key ``identity-tokens``, context
+{"purpose": "identity-token-signing", "kid": kid}, so a file renamed to another kid does not
+decrypt), plus ``active`` naming the key that signs. A plaintext ``<kid>.jwk`` of an older data
+directory is sealed the first time the directory is loaded, then removed. Rotation adds a key and makes it active; older keys stay
 in the JWKS, so tokens they signed stay valid until they expire: nobody is logged out. A process
 that meets a token with an unknown ``kid`` re-reads the directory once, so a rotation made by
 another process (or ``summit identity rotate-keys``) is picked up without a restart.
@@ -18,12 +21,26 @@ from pathlib import Path
 from joserfc.jwk import KeySet as _JoseKeySet
 from joserfc.jwk import OKPKey
 
+from summit.security.kms import Kms
+from summit.security.kms.keystore import publish
+
 ALGORITHM = "Ed25519"  # RFC 9864's name for EdDSA over Ed25519 (was "EdDSA")
+KMS_KEY = "identity-tokens"
+SEALED = ".jwk.kms"  # <kid>.jwk.kms: the private JWK, encrypted
+PLAINTEXT = ".jwk"  # <kid>.jwk: the format before the KMS, converted on load
+
+
+def sealing_context(kid: str) -> dict[str, str]:
+    return {"purpose": "identity-token-signing", "kid": kid}
 
 
 class KeySet:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, kms: Kms | None = None):
+        """The key set in ``directory`` (``<data_dir>/keys/identity``), sealed by ``kms``: by default
+        the data directory's, ``<data_dir>/keys/kms`` (the directory's sibling ``kms``)."""
         self.directory = directory
+        self.kms = kms or Kms(directory.parent / "kms")
+        self.kms.ensure_key(KMS_KEY, description="the user pool's token-signing keys (private JWKs)")
         self._lock = threading.Lock()
         self._keys: dict[str, OKPKey] = {}
         self._active: str | None = None
@@ -41,10 +58,11 @@ class KeySet:
 
     def reload(self) -> None:
         with self._lock:
+            self._seal_plaintext()
             keys = {}
-            for path in sorted(self.directory.glob("*.jwk")):
-                key = OKPKey.import_key(json.loads(path.read_text()))
-                keys[key.kid] = key
+            for path in sorted(self.directory.glob("*" + SEALED)):
+                kid = path.name.removesuffix(SEALED)
+                keys[kid] = self._keys.get(kid) or self._open(path, kid)
             self._active_mtime = (self.directory / "active").stat().st_mtime
             active = (self.directory / "active").read_text().strip()
             if active not in keys:
@@ -53,10 +71,10 @@ class KeySet:
 
     def rotate(self, *, only_if_empty: bool = False) -> str:
         """Add a new key and make it the signing key; returns its kid."""
-        if only_if_empty and any(self.directory.glob("*.jwk")) and (self.directory / "active").exists():
+        if only_if_empty and self._stored() and (self.directory / "active").exists():
             return (self.directory / "active").read_text().strip()
         key = OKPKey.generate_key("Ed25519", parameters={"alg": ALGORITHM, "use": "sig"}, auto_kid=True)
-        _write_private(self.directory / f"{key.kid}.jwk", json.dumps(key.as_dict(private=True)))
+        self._seal(key)
         tmp = self.directory / f".active.{os.getpid()}"
         tmp.write_text(key.kid)
         os.replace(tmp, self.directory / "active")
@@ -68,7 +86,9 @@ class KeySet:
         """Remove a key: tokens it signed stop validating. The active key cannot be retired."""
         if kid == self.active_kid:
             raise ValueError("the active key cannot be retired: rotate first")
-        (self.directory / f"{kid}.jwk").unlink(missing_ok=False)
+        if not isinstance(kid, str) or not kid.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"{kid!r} is not a key id (see `summit identity keys`)")
+        (self.directory / f"{kid}{SEALED}").unlink(missing_ok=False)
         self.reload()
 
     # -- use -------------------------------------------------------------------------------------
@@ -111,19 +131,38 @@ class KeySet:
     def jose_key_set(self) -> _JoseKeySet:
         return _JoseKeySet(list(self._keys.values()))
 
+    # -- sealing ---------------------------------------------------------------------------------
+    def _stored(self) -> bool:
+        return any(self.directory.glob("*" + SEALED)) or any(self.directory.glob("*" + PLAINTEXT))
+
+    def _seal(self, key: OKPKey) -> None:
+        """Write the private JWK encrypted, linked into place (a racer's copy of the same kid wins)."""
+        blob = self.kms.encrypt(KMS_KEY, json.dumps(key.as_dict(private=True)).encode(), sealing_context(key.kid))
+        publish(self.directory / f"{key.kid}{SEALED}", blob)
+
+    def _open(self, path: Path, kid: str) -> OKPKey:
+        key = OKPKey.import_key(json.loads(self.kms.decrypt(path.read_bytes(), sealing_context(kid), key_name=KMS_KEY)))
+        if key.kid != kid:
+            raise RuntimeError(f"{path} holds key {key.kid!r}, not {kid!r}: restore the key set from your backup")
+        return key
+
+    def _seal_plaintext(self) -> None:
+        """Convert the plaintext ``<kid>.jwk`` files of an older data directory: each is sealed, then
+        removed (processes converting at once write one sealed file; a file another process just
+        removed was sealed before it went)."""
+        for path in sorted(self.directory.glob("*" + PLAINTEXT)):
+            try:
+                key = OKPKey.import_key(json.loads(path.read_text()))
+            except FileNotFoundError:
+                continue
+            if key.kid != path.name.removesuffix(PLAINTEXT):
+                raise RuntimeError(f"{path} holds key {key.kid!r}: name it {key.kid}.jwk, or remove it")
+            self._seal(key)
+            path.unlink(missing_ok=True)
+
 
 def _public(key: OKPKey) -> dict:
     public = key.as_dict(private=False)
     public.update(kid=key.kid, alg=ALGORITHM, use="sig")
     return public
 
-
-def _write_private(path: Path, text: str) -> None:
-    """Write under a temporary name, then rename: a concurrent reader never sees half a key."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -11,6 +11,7 @@ its own rows in the same transaction as the pool's (``on_confirmed``; ``delete_u
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -25,6 +26,7 @@ from summit.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequest
 from summit.ports import Connection, IntegrityError
 from summit.security.identity import password_policy, schema, totp
 from summit.security.identity.keys import KeySet
+from summit.security.identity.pii import EmailVault, duplicate_error, plaintext_rows_query, seal_statements
 from summit.security.identity.records import MfaChallenge, PoolConfig, PoolUser, Principal, Session
 from summit.security.identity.throttle import Limits, Throttle
 from summit.security.identity.tokens import InvalidToken, TokenIssuer
@@ -42,18 +44,16 @@ async def _no_audit(action: str, **fields: Any) -> None:
     return None
 
 
-def _user(row) -> PoolUser:  # noqa: ANN001
-    return PoolUser(row.id, row.username, row.email, bool(row.confirmed), bool(row.mfa_enabled), row.created_at)
-
-
 def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
 class UserPool:
     def __init__(self, *, db, cache, mailer, keys: KeySet, hasher: PasswordHasher, config: PoolConfig,  # noqa: ANN001
-                 limits: Limits = Limits(), audit: Audit = _no_audit, reserved_usernames: frozenset[str] = frozenset()):
+                 limits: Limits = Limits(), audit: Audit = _no_audit, reserved_usernames: frozenset[str] = frozenset(),
+                 emails: EmailVault | None = None):
         self.db, self.cache, self.mailer = db, cache, mailer
+        self.emails = emails or EmailVault(keys.kms)  # the addresses: hashed and encrypted by the key set's KMS
         self.keys, self.hasher, self.config, self.limits = keys, hasher, config, limits
         self.tokens = TokenIssuer(keys, issuer=config.issuer, audience=config.audience, access_ttl=config.access_ttl, id_ttl=config.id_ttl)
         self.throttle = Throttle(db)
@@ -69,15 +69,17 @@ class UserPool:
         now = time.time()
         try:
             async with self.db.write() as conn:
-                clash = (await conn.execute(select(u.username).where(or_(u.username == username, u.email == email)))).first()
+                lookup = or_(u.username == username, u.email_hash.in_(self.emails.candidates(email)))
+                clash = (await conn.execute(select(u.username).where(lookup))).first()
                 if clash is not None:
                     if clash.username == username:
                         raise Conflict("that username is taken; choose another", field="username")
                     raise Conflict("that email is already registered: log in, or reset your password", field="email")
                 user_id = await self.db.next_id(conn, ids.shard_for_key(username))
+                sealed = await asyncio.to_thread(self.emails.seal, user_id, email)  # the KMS reads its directory
                 await conn.execute(insert(schema.users).values(
-                    id=user_id, username=username, email=email, password_hash=password_hash, confirmed=False,
-                    created_at=now, password_changed_at=now))
+                    id=user_id, username=username, email_hash=self.emails.index(email), email_sealed=sealed,
+                    password_hash=password_hash, confirmed=False, created_at=now, password_changed_at=now))
                 code = await self._new_code(conn, user_id, "confirm", self.config.code_ttl)
         except IntegrityError:
             raise Conflict("that username or email is already registered") from None
@@ -92,13 +94,13 @@ class UserPool:
             return
         async with self.db.write() as conn:
             code = await self._new_code(conn, row.id, "confirm", self.config.code_ttl)
-        await self._mail_code(row.email, "confirm", code)
+        await self._mail_code(self._email(row), "confirm", code)
 
     async def confirm(self, login: object, code: object, *, source: str | None = None) -> PoolUser:
         row = await self._find(login)
         if row is None or row.confirmed:  # the same answer: confirming must not reveal who exists
             raise Invalid("wrong or expired code: ask for a new one", field="code")
-        user = PoolUser(row.id, row.username, row.email, True, bool(row.mfa_enabled), row.created_at)
+        user = PoolUser(row.id, row.username, self._email(row), True, bool(row.mfa_enabled), row.created_at)
         async with self.db.write() as conn:
             if await self._use_code(conn, row.id, "confirm", code):
                 await conn.execute(update(schema.users).where(u.id == row.id).values(confirmed=True))
@@ -146,7 +148,7 @@ class UserPool:
             await self.audit("auth:SignIn", user_id=row.id, result="mfa_required", source=source)
             return MfaChallenge(challenge, MFA_CHALLENGE_TTL)
         await self.audit("auth:SignIn", user_id=row.id, result="success", source=source)
-        return await self._new_session(_user(row), device=device)
+        return await self._new_session(self._user(row), device=device)
 
     async def answer_mfa(self, challenge: object, code: object, *, source: str | None = None, device: str = "") -> Session:
         try:
@@ -167,7 +169,7 @@ class UserPool:
             raise Unauthorized("wrong or already used code", field="code")
         await self.throttle.succeed(key)
         await self.audit("auth:Mfa", user_id=user_id, result="success", source=source)
-        return await self._new_session(_user(row), device=device, auth_time=claims.issued_at)
+        return await self._new_session(self._user(row), device=device, auth_time=claims.issued_at)
 
     async def _accept_second_factor(self, conn: Connection, row, code: object) -> bool:  # noqa: ANN001
         if isinstance(code, str) and "-" in code:  # a recovery code
@@ -222,7 +224,7 @@ class UserPool:
                 user_row = (await conn.execute(select(schema.users).where(u.id == row.user_id))).first()
                 if user_row is None or user_row.revoked_before > row.created_at:
                     raise invalid
-                session = await self._new_session(_user(user_row), device=device or row.device, auth_time=int(row.auth_time),
+                session = await self._new_session(self._user(user_row), device=device or row.device, auth_time=int(row.auth_time),
                                                   family=row.family_id, conn=conn)
         if reused:
             await self.cache.set(f"identity:session:{row.family_id}", b"revoked", ttl=STATE_TTL)
@@ -339,7 +341,7 @@ class UserPool:
             return
         async with self.db.write() as conn:
             code = await self._new_code(conn, row.id, "reset", self.config.reset_code_ttl)
-        await self._mail_code(row.email, "reset", code)
+        await self._mail_code(self._email(row), "reset", code)
         await self.audit("auth:ForgotPassword", user_id=row.id, result="success")
 
     async def confirm_password_reset(self, login: object, code: object, new: object, *, source: str | None = None) -> None:
@@ -357,7 +359,7 @@ class UserPool:
                 await conn.execute(update(schema.refresh_tokens).where(r.user_id == row.id, r.revoked_at.is_(None)).values(revoked_at=now))
                 if not row.confirmed:  # the mailed code proves the address: the account is confirmed now
                     for hook in self.on_confirmed:
-                        await hook(conn, PoolUser(row.id, row.username, row.email, True, bool(row.mfa_enabled), row.created_at))
+                        await hook(conn, PoolUser(row.id, row.username, self._email(row), True, bool(row.mfa_enabled), row.created_at))
         if not accepted:
             raise Invalid("wrong or expired code: ask for a new one", field="code")
         await self.cache.set(f"identity:state:{row.id}", repr(now).encode(), ttl=STATE_TTL)
@@ -397,7 +399,7 @@ class UserPool:
 
     # ---- users --------------------------------------------------------------------------------
     async def get_user(self, user_id: int) -> PoolUser:
-        return _user(await self._get_row(user_id))
+        return self._user(await self._get_row(user_id))
 
     async def delete_user(self, user_id: int, *, also: Hook | None = None) -> None:
         """Delete the account; ``also`` removes the application's rows in the same transaction."""
@@ -406,7 +408,7 @@ class UserPool:
             if row is None:
                 raise NotFound("no such user")
             if also is not None:
-                await also(conn, _user(row))
+                await also(conn, self._user(row))
             for table, column in ((schema.codes, c.user_id), (schema.recovery_codes, rc.user_id), (schema.refresh_tokens, r.user_id),
                                   (schema.group_members, schema.group_members.c.user_id)):
                 await conn.execute(delete(table).where(column == user_id))
@@ -416,7 +418,32 @@ class UserPool:
         await self.cache.set(f"identity:state:{user_id}", b"deleted", ttl=STATE_TTL)
         await self.audit("auth:DeleteUser", user_id=user_id, result="success")
 
+    async def seal_plaintext(self, *, batch: int = 200) -> int:
+        """Seal the rows whose address is still in plaintext (a database upgraded without its data
+        directory, accounts an app's migration imported); returns how many. Idempotent, and safe
+        when several processes start at once (each row is written once)."""
+        sealed = 0
+        while True:
+            async with self.db.write() as conn:
+                rows = (await conn.execute(plaintext_rows_query(batch))).all()
+                for row in rows:
+                    clash, seal = await asyncio.to_thread(seal_statements, self.emails, row.id, row.email)
+                    if (other := (await conn.execute(clash)).first()) is not None:
+                        raise duplicate_error(row.id, other.id)
+                    sealed += (await conn.execute(seal)).rowcount
+            if len(rows) < batch:
+                return sealed
+
     # ---- helpers ------------------------------------------------------------------------------
+    def _user(self, row) -> PoolUser:  # noqa: ANN001
+        return PoolUser(row.id, row.username, self._email(row), bool(row.confirmed), bool(row.mfa_enabled), row.created_at)
+
+    def _email(self, row) -> str:  # noqa: ANN001
+        """The row's address, decrypted (only where it is needed: a profile, a token, a mail)."""
+        if row.email_sealed is None:  # imported in plaintext, not sealed yet (seal_plaintext)
+            return row.email
+        return self.emails.open(row.id, row.email_sealed)
+
     async def _check_or_audit(self, check: Awaitable[None], action: str, user_id: int | None, source: str | None) -> None:
         """Run a lock-out check; a refusal is an authentication event too, recorded before it is raised."""
         try:
@@ -435,9 +462,9 @@ class UserPool:
         name = normalize_login(login)
         if name is None:
             return None
-        column = u.email if "@" in name else u.username
+        where = u.email_hash.in_(self.emails.candidates(name)) if "@" in name else u.username == name
         async with self.db.read() as conn:
-            return (await conn.execute(select(schema.users).where(column == name))).first()
+            return (await conn.execute(select(schema.users).where(where))).first()
 
     async def _get_row(self, user_id: int):  # noqa: ANN202
         async with self.db.read() as conn:

@@ -10,7 +10,11 @@ users = Table(
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("username", String(30), nullable=False, unique=True),
-    Column("email", String(254), nullable=False, unique=True),
+    # The email is stored as a keyed hash (lookups, uniqueness) and encrypted (pii.py). ``email``
+    # only holds an address imported in plaintext (an upgrade, the app's 0002) until it is sealed.
+    Column("email", String(254), unique=True),
+    Column("email_hash", String(64)),
+    Column("email_sealed", Text),
     Column("password_hash", String(200), nullable=False),
     Column("confirmed", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
@@ -19,6 +23,7 @@ users = Table(
     Column("mfa_secret", String(64)),
     Column("mfa_enabled", Boolean, nullable=False, server_default=false()),
     Column("mfa_last_step", BigInteger, nullable=False, server_default="0"),
+    Index("ix_identity_users_email_hash", "email_hash", unique=True),
 )
 
 # One-time codes sent by mail (confirm the address, reset the password), stored hashed.

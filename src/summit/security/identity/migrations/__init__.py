@@ -10,5 +10,6 @@ HERE = Path(__file__).parent
 VERSION_TABLE = "summit_identity_version"
 
 
-def upgrade(sync_url: str, revision: str = "head") -> None:
-    migrate.upgrade(HERE, sync_url, revision)
+def upgrade(sync_url: str, revision: str = "head", *, data_dir: Path | None = None) -> None:
+    """Migrate the pool's tables; with ``data_dir`` (its KMS), plaintext emails are sealed on the way."""
+    migrate.upgrade(HERE, sync_url, revision, data_dir=data_dir)
