@@ -210,7 +210,8 @@ def rotate(
             manager.configure_rotation(name, strategy, options)
         elif options:
             raise typer.BadParameter("--option needs --strategy", param_hint="--option")
-        result = manager.rotate(name)
+        console.print(f"rotating {escape(name)} ({escape(manager.describe(name).rotation.get('strategy', '?'))}):", highlight=False)
+        result = manager.rotate(name, progress=lambda text: console.print(f"  {escape(text)}", highlight=False))
     except SecretsError as error:
         _fail(error)
     resumed = " (an interrupted rotation, finished)" if result.resumed else ""

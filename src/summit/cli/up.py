@@ -164,6 +164,8 @@ def _supervise(blueprint, url: str) -> None:  # noqa: ANN001
         raise typer.Exit(1)
     try:
         stage = plan(blueprint)
+        if _app_login(stage):
+            stage = plan(blueprint)  # again: the app's URL names the delivered login now
         publish(stage)
     except EngineError as error:
         console.print(f"[red]error:[/red] {error}")
@@ -198,6 +200,18 @@ def _supervise(blueprint, url: str) -> None:  # noqa: ANN001
         unpublish(stage.layout)
         state.clear(blueprint.data_dir)
         console.print("summit: stopped")
+
+
+def _app_login(stage) -> bool:  # noqa: ANN001
+    """The app's PostgreSQL login as the rotated secret db/app (made the first time; summit.ops.dblogin)."""
+    from summit.ops.dblogin import ensure
+    from summit.security.secrets import SecretsError
+
+    try:
+        return ensure(stage)
+    except SecretsError as error:
+        console.print(f"[red]error:[/red] the app's database login (secret db/app): {error}")
+        raise typer.Exit(1) from None
 
 
 def _detach(blueprint) -> None:  # noqa: ANN001

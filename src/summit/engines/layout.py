@@ -5,7 +5,8 @@ Under the stage's data directory:
     engines/<name>/     an engine's data and rendered configuration
     engines/ports.json  the ports allocated to the engines (kept, so a restart reuses them)
     logs/<name>.log     each process's output
-    secrets/            generated credentials, owner-only (0700 directory, 0600 files)
+    secrets/            generated credentials, owner-only (0700 directory, 0600 files); db-app.json:
+                        the Secrets Manager's delivered copy of the app's rotated login (db/app)
     certs/              the stage's CA and the front door's certificate (``summit.engines.certs``)
     backups/            summit backup's copies, and backups/wal/: the primary's WAL archive
     run/                what the running stage publishes (endpoints.json: the URLs of its engines)
@@ -48,6 +49,11 @@ class Layout:
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def app_login(self) -> Path:
+        """The app's database login (secret ``db/app``), as the Secrets Manager delivers it here."""
+        return self.secrets_dir / "db-app.json"
 
     @property
     def certs_dir(self) -> Path:

@@ -4,6 +4,12 @@ beside each database host): many client connections share a few server connectio
 Clients authenticate with SCRAM against PgBouncer's own user list (generated, owner-only); PgBouncer
 logs in to its server with the same password. Any database name maps to the same name on its
 server (``* =``), so databases made later (a test's, a restored copy) need no new entry.
+
+The app's alternating users (``summit_a``, ``summit_b``: the rotated secret ``db/app``) are in the
+user list too, with the passwords of the secret's delivered copy. A rotation rewrites the list and
+has each running PgBouncer re-read it (``RELOAD`` on its admin console): clients already logged in
+keep their connections, and new logins, clients' and PgBouncer's own to the server, use the new
+password. Each user has its own server pool (``pool_size`` per database and user).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from summit.engines.layout import Engine, EngineError, Layout, owned_dir, run_as, tcp_open, write_private
-from summit.engines.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, SUPERUSER, PostgresServer
+from summit.engines.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, SUPERUSER, PostgresServer, app_logins
 from summit.engines.process import Command
 
 
@@ -42,9 +48,7 @@ class PgBouncer(Engine):
     def prepare(self, layout: Layout) -> None:
         user = run_as()
         home = owned_dir(layout.engine_dir(self.name), user)
-        passwords = PostgresServer.passwords(layout)
-        users = "".join(f'"{role}" "{passwords[role]}"\n' for role in (APP_ROLE, READER_ROLE, SUPERUSER))
-        write_private(home / "userlist.txt", users, owner=user)
+        write_userlist(layout, self.name, app_logins(layout))
         s = self.settings
         ini = f"""; rendered by summit before each start: edit the blueprint, not this file
 [databases]
@@ -90,3 +94,30 @@ log_disconnections = 0
         except psycopg.Error:
             return False
         return True
+
+
+def write_userlist(layout: Layout, name: str, logins: dict[str, str]) -> None:
+    """PgBouncer ``name``'s user list: summit's own roles and the app's ``logins`` (user -> password)."""
+    passwords = PostgresServer.passwords(layout)
+    users = {**{role: passwords[role] for role in (APP_ROLE, READER_ROLE, SUPERUSER)}, **logins}
+    for user, password in users.items():
+        if '"' in user or '"' in password:
+            raise EngineError(f"PgBouncer's user list cannot hold {user!r}: a double quote in a user name or password")
+    text = "".join(f'"{user}" "{password}"\n' for user, password in users.items())
+    write_private(owned_dir(layout.engine_dir(name), run_as()) / "userlist.txt", text, owner=run_as())
+
+
+def reload(layout: Layout, host: str, port: int) -> None:
+    """Have the PgBouncer at ``host:port`` re-read its configuration and user list (``RELOAD`` on
+    its admin console, as the superuser listed in ``admin_users``)."""
+    import psycopg
+
+    password = PostgresServer.passwords(layout)[SUPERUSER]
+    try:
+        with psycopg.connect(host=host, port=port, user=SUPERUSER, dbname="pgbouncer", password=password,
+                             connect_timeout=3, autocommit=True) as conn:  # fmt: skip
+            result = conn.pgconn.exec_(b"RELOAD")  # the admin console speaks the simple query protocol only
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise EngineError(f"PgBouncer at {host}:{port} refused RELOAD: {result.error_message.decode(errors='replace').strip()}")
+    except psycopg.Error as error:
+        raise EngineError(f"cannot reach PgBouncer's admin console at {host}:{port}: {str(error).strip()}") from None

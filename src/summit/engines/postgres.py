@@ -7,6 +7,12 @@ read-only by default: its reads need no transaction to be safe) and ``replicator
 streams through a physical replication slot named after it, which the primary creates. With
 ``synchronous`` on, the primary waits for ``ANY 1`` of the replicas to confirm each commit.
 
+The app itself logs in as one of two users that take turns, ``summit_a`` and ``summit_b`` (the
+secret ``db/app``, rotated by the Secrets Manager with AWS's alternating users: see
+``docs/secrets.md``): members of ``summit`` whose sessions act as it (``ALTER ROLE ... SET role``),
+so whatever either creates belongs to ``summit`` and serves both. The bootstrap gives them the
+passwords of the secret's delivered copy (``Layout.app_login``), when the stage has one.
+
 Everything summit sets is rendered into ``summit.conf`` in the data directory before each start
 (``postgresql.conf`` includes it), so a change to the blueprint applies at the next start.
 """
@@ -29,6 +35,34 @@ READER_ROLE = "summit_reader"  # reads only: its transactions are read-only by d
 APP_DATABASE = "summit"
 SUPERUSER = "postgres"
 REPLICATION_ROLE = "replicator"
+APP_USERS = ("summit_a", "summit_b")  # the app's alternating logins, members of APP_ROLE
+_LABELS = ("AWSPREVIOUS", "AWSCURRENT", "AWSPENDING")  # a later label's password wins for its user
+
+
+def app_logins(layout: Layout) -> dict[str, str]:
+    """The app's alternating users and their passwords, from the secret's delivered copy (none if
+    the stage has no rotated login). A user's newest password wins: AWSPENDING over AWSCURRENT over
+    AWSPREVIOUS (mid-rotation, the pending one is what the server has)."""
+    import json
+
+    try:
+        doc = json.loads(layout.app_login.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise EngineError(f"the app's login {layout.app_login} cannot be read ({error}): run `summit up` again to deliver it") from None
+    logins: dict[str, str] = {}
+    for label in _LABELS:
+        if label in doc:
+            try:
+                value = json.loads(doc[label]["value"])
+                logins[value["username"]] = value["password"]
+            except (ValueError, KeyError, TypeError):
+                raise EngineError(f"{label} in {layout.app_login} is not a database secret (JSON with username and password)") from None
+    unknown = set(logins) - set(APP_USERS)
+    if unknown:
+        raise EngineError(f"the app's login names {', '.join(sorted(unknown))}: the app's users are {' and '.join(APP_USERS)}")
+    return logins
 
 
 def bin_dir() -> Path:
@@ -223,6 +257,13 @@ class PostgresServer(Engine):
             # the reader: every table readable (PostgreSQL 14's predefined role), every transaction read-only
             conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(READER_ROLE)))
             conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(sql.Identifier(READER_ROLE)))
+            for user, password in app_logins(layout).items():  # the app's alternating users: act as APP_ROLE
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+                verifier = conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256").decode()
+                verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
+                conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(verb, sql.Identifier(user), sql.Literal(verifier)))
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP_ROLE), sql.Identifier(user)))
+                conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(sql.Identifier(user), sql.Literal(APP_ROLE)))
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DATABASE), sql.Identifier(APP_ROLE)))
             for name in self.settings.replica_names:

@@ -159,6 +159,8 @@ def _plan_postgres(blueprint: Blueprint, layout: Layout, result: StagePlan) -> N
         result.engines += fronts
     passfile = layout.secrets_dir / "pgpass"
     query = [f"passfile={passfile}", f"reader={READER_ROLE}"]
+    if layout.app_login.exists():  # the app logs in as the rotated secret db/app (summit.ops.dblogin)
+        query.append(f"login={layout.app_login}")
     query += [f"replica={front.address}" for front in fronts[1:]]
     if bouncer.enabled:
         query.append("prepared_statements=off")  # PgBouncer 1.18 in transaction pooling keeps none

@@ -105,14 +105,21 @@ class PostgresStage:
 
 
 @contextmanager
-def running_engines(prefix: str, overrides: dict[str, Any]) -> Iterator[tuple[StagePlan, Supervisor]]:
+def running_engines(prefix: str, overrides: dict[str, Any], *, app_login: bool = False) -> Iterator[tuple[StagePlan, Supervisor]]:
     """The engines of a blueprint (``overrides`` on the presets), without the app, in a directory of
-    their own under /tmp that the engines' user can enter; stopped and removed afterwards."""
+    their own under /tmp that the engines' user can enter; stopped and removed afterwards. With
+    ``app_login``, the app's login is the rotated secret db/app, as ``summit up`` makes it."""
     root = Path(tempfile.mkdtemp(prefix=f"summit-{prefix}-", dir="/tmp"))
     root.chmod(0o755)  # the engines' user (postgres, varnish ... under root) must be able to enter it
     supervisor: Supervisor | None = None
     try:
-        stage = plan(load_blueprint(environ={}, overrides={"data_dir": str(root), **overrides}), with_app=False)
+        blueprint = load_blueprint(environ={}, overrides={"data_dir": str(root), **overrides})
+        stage = plan(blueprint, with_app=False)
+        if app_login:
+            from summit.ops.dblogin import ensure
+
+            ensure(stage)
+            stage = plan(blueprint, with_app=False)  # again: the app's URL names the delivered login now
         publish(stage)
         supervisor = Supervisor(stage.layout, stage.engines, on_event=lambda text: None)
         asyncio.run(supervisor.start())
@@ -124,9 +131,9 @@ def running_engines(prefix: str, overrides: dict[str, Any]) -> Iterator[tuple[St
 
 
 @contextmanager
-def running_postgres(*, replicas: int = 0, pgbouncer: bool = True, synchronous: bool = False) -> Iterator[PostgresStage]:
+def running_postgres(*, replicas: int = 0, pgbouncer: bool = True, synchronous: bool = False, app_login: bool = False) -> Iterator[PostgresStage]:
     engines = {"postgres": {"replicas": replicas, "synchronous": synchronous, "max_connections": 200}, "pgbouncer": {"enabled": pgbouncer}}
-    with running_engines("pg", {"stage": "1+", "engines": engines}) as (stage, supervisor):
+    with running_engines("pg", {"stage": "1+", "engines": engines}, app_login=app_login) as (stage, supervisor):
         yield PostgresStage(stage, supervisor)
 
 

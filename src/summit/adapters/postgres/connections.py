@@ -5,6 +5,10 @@ The adapter's tables are made on the first connection if they are missing: each 
 own, a race lost to another process (``RACED``) is not an error. An idle connection the server or
 the pooler dropped is replaced when a transaction finds it dead before anything ran; a connection
 in doubt (an error, a cancellation) is closed, never handed out again.
+
+A ``login`` key in the connection keywords (the sql URL's ``login=PATH``: a rotated secret, see
+``login.py``) gives each new connection its user and password; a connection opened with an older
+login is closed when its call ends, after the login changed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import psycopg
 from psycopg import errors
 from psycopg.pq import TransactionStatus
 
+from summit.adapters.postgres.login import Login, auth_failed
+
 T = TypeVar("T")
 
 CONNECT_TIMEOUT = "5"  # libpq's connect_timeout (seconds), unless the URL sets one
@@ -26,6 +32,9 @@ RACED = (errors.DuplicateTable, errors.DuplicateObject, errors.UniqueViolation) 
 class Connections:
     def __init__(self, conninfo: dict[str, Any], *, prepared_statements: bool, size: int, schema_present: str, schema: Sequence[str]):
         self.conninfo = {"connect_timeout": CONNECT_TIMEOUT, **conninfo}
+        path = self.conninfo.pop("login", None)
+        self.login = Login(path) if path else None
+        self._versions: dict[int, str] = {}  # id(connection) -> the login version it was opened with
         self.prepared_statements = prepared_statements
         self.idle: list[psycopg.AsyncConnection[Any]] = []
         self.slots = asyncio.Semaphore(size)  # a call holds one while it runs
@@ -51,9 +60,12 @@ class Connections:
                     continue
                 raise
             finally:
-                if done and not self.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+                version = self._versions.get(id(conn), "")
+                if (done and not self.closed and conn.info.transaction_status == TransactionStatus.IDLE
+                        and not (self.login is not None and self.login.stale(version))):
                     self.idle.append(conn)
-                else:  # in doubt (an error, a cancellation): never hand it out again
+                else:  # in doubt (an error, a cancellation), or an older login: never hand it out again
+                    self._versions.pop(id(conn), None)
                     await conn.close()
 
     async def close(self) -> None:
@@ -63,7 +75,17 @@ class Connections:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         options: dict[str, Any] = {} if self.prepared_statements else {"prepare_threshold": None}
-        conn = await psycopg.AsyncConnection.connect(autocommit=True, **options, **self.conninfo)
+        if self.login is None:
+            conn = await psycopg.AsyncConnection.connect(autocommit=True, **options, **self.conninfo)
+        else:
+            try:
+                conn = await self._log_in(options)
+            except psycopg.OperationalError as error:
+                if not auth_failed(error):
+                    raise
+                self.login.refresh()  # a password changed under us: read the login again, once
+                conn = await self._log_in(options)
+            self._versions[id(conn)] = self.login.version
         if not self._schema_ready:
             try:
                 if not (await (await conn.execute(self._schema_present)).fetchone())[0]:  # type: ignore[index]
@@ -78,7 +100,13 @@ class Connections:
             self._schema_ready = True
         return conn
 
+    async def _log_in(self, options: dict[str, Any]) -> psycopg.AsyncConnection[Any]:
+        assert self.login is not None
+        user, password = self.login.current()
+        return await psycopg.AsyncConnection.connect(autocommit=True, **options, **{**self.conninfo, "user": user, "password": password})
+
     async def _drop_idle(self) -> None:
         idle, self.idle = self.idle, []
         for conn in idle:
+            self._versions.pop(id(conn), None)
             await conn.close()

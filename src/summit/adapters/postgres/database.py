@@ -14,6 +14,9 @@ statement, ROLLBACK). So each statement of a read block sees what was committed 
 REPEATABLE READ transactions.
 
 Options (the rest of the query goes to libpq: ``passfile``, ``sslmode``, ``connect_timeout`` ...):
+- ``login=PATH``: the app's login is a rotated secret: the Secrets Manager's delivered copy of it
+  at PATH gives each new connection its user and password (``login.py``; the URL's user and
+  password file still serve the ``reader`` and the replica monitor);
 - ``replica=host:port``, repeated: the replicas (same database name, user and password file);
 - ``reader=ROLE``: a role whose transactions are read-only by default, for reads;
 - ``prepared_statements=off``: behind PgBouncer in transaction pooling (1.18 keeps none);
@@ -44,13 +47,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
+from summit.adapters.postgres.login import Login, LoginError
 from summit.adapters.postgres.pool import ConnectionPool
 from summit.adapters.postgres.replicas import Deadline, ReplicaMonitor, ReplicaState, parse_lsn
 from summit.ports.sql import CommitUnknown, Connection, Database, DatabaseUnavailable, Features, read_position
 
 T = TypeVar("T")
 
-_SUMMIT_OPTIONS = ("replica", "reader", "prepared_statements", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
+_SUMMIT_OPTIONS = ("login", "replica", "reader", "prepared_statements", "pool_size", "max_lag_ms", "poll_ms", "replica_timeout_ms", "synchronous", "commit_timeout_ms")
 _NEXT = text("SELECT nextval('summit_ids')")
 _PING = text("SELECT 1")
 _POSITION = re.compile(r"[0-9]{1,20}")
@@ -95,7 +99,7 @@ class PostgresConnection(Connection):
         replica, or the primary as the read-only reader role: each statement is read-only)."""
         try:
             conn = await pool.get()
-        except (OperationalError, InterfaceError, OSError, asyncio.TimeoutError) as error:
+        except (OperationalError, InterfaceError, OSError, asyncio.TimeoutError, LoginError) as error:
             raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
         self._conn, self._pool = conn, pool
         if not pool.autocommit:
@@ -225,8 +229,10 @@ class PostgresDatabase(Database):
         replica_timeout: float = 3.0,
         commit_timeout: float | None = None,
         reader: str | None = None,
+        login: Login | None = None,
     ):
         self.url = url
+        self.login = login
         self.replica_timeout = replica_timeout
         self.replicas = list(replicas)
         self.commit_timeout = commit_timeout
@@ -239,15 +245,17 @@ class PostgresDatabase(Database):
         if "connect_timeout" not in url.query:  # a server that does not answer is unavailable, not a hang
             args["connect_timeout"] = 5
         reading = url.set(username=reader) if reader else url
-        self._write_pool = ConnectionPool(url, size=pool_size, autocommit=False, connect_args=args)
-        self._read_pool = ConnectionPool(reading, size=pool_size, autocommit=bool(reader), read_only=True, connect_args=args)
+        read_login = None if reader else login  # the reader keeps its own role and password file
+        self._write_pool = ConnectionPool(url, size=pool_size, autocommit=False, connect_args=args, login=login)
+        self._read_pool = ConnectionPool(reading, size=pool_size, autocommit=bool(reader), read_only=True, connect_args=args, login=read_login)
         self._replica_pools: dict[str, ConnectionPool] = {}
         # a replica's connection is bounded like its statements (libpq counts whole seconds, 2 at least)
         replica_args = {**args, "connect_timeout": max(2, math.ceil(replica_timeout))}
         states = []
         for host, port in self.replicas:
             name = f"{host}:{port}"
-            self._replica_pools[name] = ConnectionPool(reading.set(host=host, port=port), size=pool_size, autocommit=True, connect_args=replica_args)
+            self._replica_pools[name] = ConnectionPool(reading.set(host=host, port=port), size=pool_size, autocommit=True,
+                                                       connect_args=replica_args, login=read_login)
             states.append(ReplicaState(name, _conninfo(url.set(host=host, port=port))))
         self.monitor = ReplicaMonitor(_conninfo(url), states, max_lag=max_lag, poll=poll) if states else None
         self._sequence_ready = False
@@ -273,6 +281,8 @@ class PostgresDatabase(Database):
             options["replicas"] = [_host_port(value) for value in summit.get("replica", [])]
             if summit.get("reader"):
                 options["reader"] = summit["reader"][-1]
+            if summit.get("login"):
+                options["login"] = Login(summit["login"][-1])
             if "prepared_statements" in summit:
                 options["prepared_statements"] = _switch(summit["prepared_statements"][-1], "prepared_statements")
             if "pool_size" in summit:
@@ -301,7 +311,19 @@ class PostgresDatabase(Database):
 
     @property
     def sync_url(self) -> str:
-        return self.url.render_as_string(hide_password=False)
+        """The URL for a synchronous client (migrations): with a ``login``, its current user and password."""
+        url = self.url
+        if self.login is not None:
+            username, password = self.login.current()
+            url = url.set(username=username, password=password)
+        return url.render_as_string(hide_password=False)
+
+    def _login_conninfo(self) -> dict[str, Any]:
+        """psycopg keywords of the primary as the app's login (the URL's user, or the rotated login)."""
+        info = _conninfo(self.url)
+        if self.login is not None:
+            info["user"], info["password"] = self.login.current()
+        return info
 
     # ---- blocks -----------------------------------------------------------------------------
 
@@ -348,8 +370,8 @@ class PostgresDatabase(Database):
             if self._sequence_ready:
                 return
             try:
-                conn = await psycopg.AsyncConnection.connect(**_conninfo(self.url), autocommit=True, prepare_threshold=None)
-            except psycopg.Error as error:
+                conn = await psycopg.AsyncConnection.connect(**self._login_conninfo(), autocommit=True, prepare_threshold=None)
+            except (psycopg.Error, LoginError) as error:
                 raise DatabaseUnavailable(f"the database is unavailable: {_first_line(error)}") from error
             try:
                 await conn.execute("CREATE SEQUENCE IF NOT EXISTS summit_ids AS bigint")

@@ -202,7 +202,7 @@ class SecretsManager:
             self._write(path, doc)
 
     # -- rotation (see rotation.py) --------------------------------------------------------------
-    def rotate(self, name: str, strategy: Any = None) -> Any:  # noqa: ANN401
+    def rotate(self, name: str, strategy: Any = None, *, progress: Callable[[str], None] | None = None) -> Any:  # noqa: ANN401
         """Rotate ``name`` with ``strategy`` (a ``RotationStrategy``), or with the one configured
         for it (``configure_rotation``); see ``rotation.rotate``."""
         from summit.security.secrets.rotation import rotate, strategy_from_config
@@ -212,7 +212,22 @@ class SecretsManager:
             if not config.get("strategy"):
                 raise SecretsError(f"secret {name!r} has no rotation strategy: give one (`summit secrets rotate {name} --strategy ...`)")
             strategy = strategy_from_config(config["strategy"], config.get("options", {}))
-        return rotate(self, name, strategy)
+        return rotate(self, name, strategy, progress=progress)
+
+    def deliver(self, name: str, path: Path | str | None) -> None:
+        """Keep a plaintext copy of ``name``'s labelled versions in ``path`` (0600), rewritten
+        whenever a label moves, for a consumer that cannot hold the KMS (a pooler's user list, an
+        adapter reading its login: see ``docs/secrets.md``); None stops it (the file is removed)."""
+        with self._locked(name) as secret:
+            doc = self._load(secret, name)
+            old = doc.get("delivery")
+            if path is None:
+                doc.pop("delivery", None)
+            else:
+                doc["delivery"] = str(Path(path).resolve())
+            self._write(secret, doc)
+        if old and old != doc.get("delivery"):
+            Path(old).unlink(missing_ok=True)
 
     def configure_rotation(self, name: str, strategy: str, options: dict[str, str] | None = None) -> None:
         """Remember the strategy (``module:Class`` or a built-in name) that rotates ``name``."""
@@ -276,11 +291,38 @@ class SecretsManager:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        _fsync_dir(path.parent)
+        if doc.get("delivery"):  # under the secret's lock: copies are written in the order of the changes
+            self._deliver(doc, Path(doc["delivery"]))
+
+    def _deliver(self, doc: dict, target: Path) -> None:
+        """Write the delivered copy: each of AWSCURRENT, AWSPENDING, AWSPREVIOUS as {version_id,
+        value}; only when it changed (a reader checks the file's mtime to notice a new login)."""
+        labels = {}
+        for stage in (CURRENT, PENDING, PREVIOUS):
+            version = next((v for v in doc["versions"] if stage in v["stages"]), None)
+            if version is not None:
+                value = self._decrypt(doc, version)
+                labels[stage] = {"version_id": version["id"], **({"value": value} if isinstance(value, str) else {"base64": base64.b64encode(value).decode()})}
+        text = json.dumps({"secret": doc["name"], **labels}, indent=1) + "\n"
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            if target.exists() and target.read_text() == text:
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(target.parent)
+        except OSError as error:
+            raise SecretsError(f"secret {doc['name']!r} was changed, but its delivered copy {target} could not be written "
+                               f"({error.strerror}): fix that, then deliver the secret again (SecretsManager.deliver)") from None
 
     def _add_version(self, doc: dict, value: Value, stages: list[str], version_id: str | None) -> str:
         if isinstance(value, str):
@@ -362,6 +404,14 @@ class SecretsManager:
             else:
                 doc["versions"].remove(version)
             self._write(path, doc)
+
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
 
 def _context(name: str, version_id: str, kind: str) -> dict[str, str]:
     return {"service": "secrets-manager", "secret": name, "version": version_id, "type": kind}

@@ -13,9 +13,12 @@ and change their passwords (``CREATEROLE``, or a superuser). A rotation:
    ``summit_a`` is current), stored as AWSPENDING;
 2. set_secret: as the admin, ``ALTER ROLE summit_b LOGIN PASSWORD '<SCRAM verifier>'`` (the role
    is created if missing, and made a member of ``group`` when one is given, so both users hold the
-   same privileges). The password is hashed here, by libpq (SCRAM-SHA-256): the plaintext never
+   same privileges; with ``set_role``, the user's sessions also act as the group, ``ALTER ROLE
+   summit_b SET role = group``, so what it creates is the group's and the other user can use it).
+   The password is hashed here, by libpq (SCRAM-SHA-256): the plaintext never
    travels to the server nor lands in its logs;
-3. test_secret: connect as ``summit_b`` with the new password and check ``current_user``;
+3. test_secret: connect as ``summit_b`` with the new password (to the secret's host and port: a
+   pooler in front of the server is tested too) and check ``session_user``;
 4. finish_secret: AWSCURRENT moves to the new version: clients that read the secret now connect as
    ``summit_b``; those holding the old value keep working as ``summit_a`` until the next rotation.
 
@@ -35,9 +38,13 @@ if TYPE_CHECKING:
 
 
 class PostgresAlternatingUsers(AlternatingUsers):
-    def __init__(self, admin_secret: str, users: tuple[str, str] | str = ("summit_a", "summit_b"), group: str = "", connect_timeout: int | str = 5):
+    def __init__(self, admin_secret: str, users: tuple[str, str] | str = ("summit_a", "summit_b"), group: str = "",
+                 connect_timeout: int | str = 5, set_role: bool | str = False):  # fmt: skip
         super().__init__(users)
         self.admin_secret, self.group, self.connect_timeout = admin_secret, group, int(connect_timeout)
+        self.set_role = set_role if isinstance(set_role, bool) else set_role.lower() in ("1", "on", "true", "yes")
+        if self.set_role and not group:
+            raise SecretsError("set_role needs a group: the role the users' sessions act as")
 
     def set_password(self, rotation: Rotation, username: str, password: str | None) -> None:
         from psycopg import sql
@@ -54,13 +61,17 @@ class PostgresAlternatingUsers(AlternatingUsers):
             conn.execute(sql.SQL("{} ROLE {} WITH LOGIN PASSWORD {}").format(verb, role, sql.Literal(verifier)))
             if self.group:
                 conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(self.group), role))
+            if self.set_role:  # its sessions act as the group: what it creates is the group's
+                conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(role, sql.Literal(self.group)))
+        rotation.report(f"PostgreSQL: {'created' if not exists else 'set the password of'} {username} (a SCRAM verifier)")
 
     def check_login(self, rotation: Rotation, username: str, password: str) -> None:
         target = rotation.pending().json()
         with _connect({**target, "username": username, "password": password}, self.connect_timeout, "the pending user") as conn:
-            who = conn.execute("SELECT current_user").fetchone()
+            who = conn.execute("SELECT session_user").fetchone()  # (current_user is the group's, with set_role)
         if who is None or who[0] != username:
             raise SecretsError(f"connected as {who[0] if who else None!r}, not {username!r}")
+        rotation.report(f"logged in as {username} at {target.get('host')}:{target.get('port', 5432)}")
 
     def _admin(self, rotation: Rotation) -> psycopg.Connection:
         return _connect(rotation.manager.get_secret_value(self.admin_secret).json(), self.connect_timeout, f"the admin (secret {self.admin_secret!r})")

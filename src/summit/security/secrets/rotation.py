@@ -31,6 +31,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from summit.security.secrets.errors import RotationFailed, SecretsError, VersionNotFound
@@ -54,6 +55,12 @@ class Rotation:
     manager: SecretsManager
     secret: str
     token: str
+    progress: Callable[[str], None] | None = None  # where a step says what it did (the CLI prints it)
+
+    def report(self, text: str) -> None:
+        log.info("rotation of %s: %s", self.secret, text)
+        if self.progress is not None:
+            self.progress(text)
 
     def current(self) -> SecretValue:
         return self.manager.get_secret_value(self.secret, stage=CURRENT)
@@ -112,9 +119,10 @@ class RotationResult:
     seconds: float
 
 
-def rotate(manager: SecretsManager, name: str, strategy: RotationStrategy) -> RotationResult:
+def rotate(manager: SecretsManager, name: str, strategy: RotationStrategy, *, progress: Callable[[str], None] | None = None) -> RotationResult:
     """Run the four steps of ``strategy`` on secret ``name``; roll back and raise ``RotationFailed``
-    if one fails. One rotation of a secret at a time (``RotationInProgress`` otherwise)."""
+    if one fails. One rotation of a secret at a time (``RotationInProgress`` otherwise).
+    ``progress`` is told each step as it starts and what the steps report."""
     started = time.monotonic()
     manager.describe(name)  # SecretNotFound before any lock file is made
     with manager._locked(name, "rotating", wait=False):
@@ -127,18 +135,23 @@ def rotate(manager: SecretsManager, name: str, strategy: RotationStrategy) -> Ro
             manager.update_version_stage(name, PENDING, remove_from=pending)
         token = pending if resumed else str(uuid.uuid4())
         assert token is not None
-        rotation = Rotation(manager, name, token)
+        rotation = Rotation(manager, name, token, progress)
         step = STEPS[0]
         try:
             if not rotation.has_pending():
+                rotation.report(f"{step}: new version {token} ({PENDING})")
                 strategy.create_secret(rotation)
                 if not rotation.has_pending():
                     raise SecretsError(f"create_secret stored no {PENDING} value for version {token} (it must call rotation.put_pending)")
+            else:
+                rotation.report(f"resuming the interrupted rotation to version {token}")
             for step in STEPS[1:]:
+                rotation.report(step)
                 getattr(strategy, step)(rotation)
             if manager.describe(name).holder(CURRENT) != token:
                 raise SecretsError(f"finish_secret did not move {CURRENT} to version {token} (it must call rotation.promote)")
         except Exception as error:
+            rotation.report(f"{step} failed: rolling back")
             raise _roll_back(manager, rotation, strategy, step, error, current, previous) from error
     manager._update_rotation(name, last_rotated=time.time(), last_failure=None)
     log.info("rotated secret %s: version %s is %s", name, token, CURRENT)
