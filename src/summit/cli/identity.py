@@ -57,7 +57,7 @@ async def _with_access(blueprint, action):  # noqa: ANN001, ANN202
 
     db = open_port("sql", blueprint.port_url("sql"))
     try:
-        await asyncio.to_thread(migrations.upgrade, db.sync_url)
+        await asyncio.to_thread(migrations.upgrade, db.sync_url, data_dir=blueprint.data_dir)  # seals emails: needs the KMS
         return await action(Access(db), db)
     finally:
         await db.close()
