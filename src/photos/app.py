@@ -35,6 +35,7 @@ from summit.web import (
     request_id,
 )
 from summit.web.audit import AuditMiddleware
+from summit.web.blocklist import BlocklistMiddleware
 from summit.web.forms import strict_utf8_forms
 from summit.web.logs import configure_logging, flush_access_log
 from summit.web.metrics import HttpMetrics
@@ -129,6 +130,8 @@ def create_app(blueprint: Blueprint | None = None) -> FastAPI:
     app.add_middleware(ReadYourWritesMiddleware, enabled=lambda: _has_replicas(app), secure=blueprint.auth.cookie_secure)
     app.add_middleware(RateLimitMiddleware, limiter=lambda: getattr(app.state, "rate_limiter", None), caller=limits.caller,
                        error_page=_refusal_page)  # before any body is read; per the client address found above
+    app.add_middleware(BlocklistMiddleware, data_dir=blueprint.data_dir, exempt=blueprint.shield.exempt,
+                       error_page=_refusal_page)  # sources the Shield blocks (summit shield block, the guard's blocks)
     app.add_middleware(SecurityHeadersMiddleware, hsts=blueprint.auth.cookie_secure)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if blueprint.server.trusted_proxies:  # behind the stage's load balancer: the client it saw
@@ -179,7 +182,7 @@ def _wants_html(request: Request) -> bool:
 
 
 async def _refusal_page(scope: dict, status: int, message: str) -> Response | None:
-    """The body limit's refusal (413, or 400 for a bad Content-Length), or a rate limit's (429), as the
+    """The body limit's refusal (413, or 400 for a bad Content-Length), a rate limit's (429) or a block's (403), as the
     HTML error page, with the same message, for a form posted to one of the UI's pages: an upload sent
     without app.js's size check, say. Those routes answer HTML whatever the Accept header says
     (``HtmlRoute``), and so does this; the API keeps its JSON error."""

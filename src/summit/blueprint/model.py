@@ -84,6 +84,27 @@ class Uploads(_Section):
     max_pixels: int = Field(50_000_000, ge=10_000)
 
 
+class GuardBlocking(_Section):
+    """Automatic blocking (``[guard.blocking]``): each guard run blocks the source of a finding of one
+    of ``types`` with at least ``min_severity``, through the Shield layer (HAProxy's blocklist at the
+    edge, the app's own where there is no edge) until ``seconds`` after the finding was last seen.
+    Off by default; never the sources of ``shield.exempt``, ``server.trusted_proxies`` or ``never``."""
+
+    enabled: bool = False
+    # finding types (globs; `summit guard types` lists them) whose source is blocked; only findings
+    # naming a source can block one (a glob that matches no type stops the guard's runs, naming it)
+    types: list[str] = ["CredentialAccess:User/CredentialStuffing", "Recon:Network/Scanning"]
+    min_severity: float = Field(1.0, ge=1.0, le=8.9, description="findings below this severity block nothing")
+    seconds: int = Field(900, ge=1, le=30 * 86400, description="how long a block lasts after the finding was last seen")
+    # sources never blocked (besides shield.exempt and server.trusted_proxies): the host's own checks and operator
+    never: list[str] = ["127.0.0.1/32", "::1/128"]
+
+    @field_validator("never", mode="before")
+    @classmethod
+    def _never(cls, value: object) -> list[str]:
+        return _networks(value)
+
+
 class Guard(_Section):
     """Threat detection over the audit and access logs (``summit guard``, like GuardDuty): each
     rule's threshold and window. The defaults stay quiet under normal use (docs/guard.md)."""
@@ -111,6 +132,7 @@ class Guard(_Section):
     # access logs to read, globs under the data directory; [] reads the stage's front door: HAProxy's
     # log behind it (logs/haproxy.log), else the app's JSON access lines (logs/summit-up.log, app.log, web-*.log)
     access_logs: list[str] = []
+    blocking: GuardBlocking = Field(default_factory=GuardBlocking)
 
 
 def _networks(value: object) -> list[str]:

@@ -20,9 +20,26 @@ _COLOUR = {"high": "red", "medium": "yellow", "low": "cyan"}
 
 
 def _detector(config, data_dir):  # noqa: ANN001, ANN202
-    from summit.security.guard import Detector
+    from summit.security.guard import Detector, GuardError
 
-    return Detector.for_blueprint(blueprint_or_exit(config, data_dir=data_dir))
+    try:
+        return Detector.for_blueprint(blueprint_or_exit(config, data_dir=data_dir))
+    except GuardError as error:  # a setting the guard cannot use (guard.blocking.types)
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+
+
+def _say_blocks(report) -> None:  # noqa: ANN001  (a RunReport)
+    """What automatic blocking did in a run (nothing printed when it is off or did nothing)."""
+    done = report.blocking
+    if done is None:
+        return
+    for block in done.blocks:
+        console.print(f"[red]blocked[/red] {block.source} until {block.as_dict()['until_iso']} ({escape(block.reason)})", highlight=False)
+    if done.blocks and done.edge not in ("pushed", "none"):
+        console.print(f"[red]error:[/red] the front door did not take the blocklist ({escape(done.edge)})")
+    for source, why in done.skipped:
+        console.print(f"[dim]not blocked: {source}: {escape(why)}[/dim]", highlight=False)
 
 
 @guard_app.command("findings")
@@ -64,6 +81,7 @@ def findings(
         logs = ", ".join(report.logs) or f"no access log found, looked for {', '.join(detector.access_logs)}"
         console.print(f"read {report.audit_records} audit record(s) and {report.requests} request(s) (access logs: {escape(logs)}); "
                       f"{len(report.new)} new finding(s), {len(report.updated)} updated", highlight=False)
+        _say_blocks(report)
     if not found:
         console.print("no findings" + (" in that time" if since else ""))
         return
@@ -86,6 +104,42 @@ def findings(
 def _short(time: str) -> str:
     """2026-01-01T12:00:00.123Z -> 2026-01-01 12:00:00Z (the JSON keeps the milliseconds)."""
     return time[:19].replace("T", " ") + "Z"
+
+
+@guard_app.command("watch")
+def watch(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    interval: Annotated[float, typer.Option("--interval", min=1.0, help="Seconds between runs.")] = 30.0,
+    count: Annotated[int, typer.Option("--count", min=0, help="Stop after this many runs (0: until interrupted).")] = 0,
+) -> None:
+    """Evaluate the rules every --interval seconds (and block, with guard.blocking.enabled), printing
+    each run's new and updated findings: the guard as a service, for a terminal or a systemd unit."""
+    import time
+
+    from summit.security.guard import GuardError
+
+    detector = _detector(config, data_dir)
+    runs = 0
+    try:
+        while True:
+            started = time.monotonic()
+            try:
+                report = detector.run()
+            except GuardError as error:
+                console.print(f"[red]error:[/red] {escape(str(error))}")
+                raise typer.Exit(1) from None
+            for change, found in (("new", report.new), ("updated", report.updated)):
+                for f in found:
+                    console.print(f"{_short(f.last_seen)} {change} {f.id} [{_COLOUR[f.severity_label]}]{f.severity_label}"
+                                  f"[/{_COLOUR[f.severity_label]}] {escape(f.type)}: {escape(f.title)}", highlight=False)
+            _say_blocks(report)
+            runs += 1
+            if count and runs >= count:
+                return
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        return
 
 
 @guard_app.command("archive")

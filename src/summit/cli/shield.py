@@ -1,6 +1,8 @@
 """``summit shield``: who the front door rate-limits now (like AWS Shield's and WAF's rate-based
 rules): the sources in HAProxy's stick table with their rates, refusals and state, read through its
-runtime API; ``summit shield clear`` forgets a source's counters."""
+runtime API, and the sources blocked outright (``summit.security.blocks``: by ``summit guard``'s
+automatic blocking or by ``summit shield block``); ``summit shield unblock`` lifts a block and
+``summit shield clear`` forgets a source's counters (and lifts its block)."""
 
 from __future__ import annotations
 
@@ -22,13 +24,13 @@ out = Console(highlight=False)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _edge(config: Path | None, data_dir: Path | None) -> tuple[Any, Any, Path]:
+def _edge(config: Path | None, data_dir: Path | None, blueprint: Any = None) -> tuple[Any, Any, Path]:
     """(blueprint, the edge's Shield, HAProxy's runtime socket), or exit 1 saying why there is none."""
     from summit.engines import Layout
     from summit.engines.haproxy import runtime_socket
     from summit.engines.shield import Shield
 
-    blueprint = blueprint_or_exit(config, data_dir=data_dir)
+    blueprint = blueprint or blueprint_or_exit(config, data_dir=data_dir)
     if not blueprint.engines.haproxy.enabled:
         console.print(f"[yellow]stage {blueprint.stage} has no front door[/yellow] (HAProxy runs from stage 1k): only the app's "
                       "own limits apply there (docs/shield.md)")
@@ -78,8 +80,20 @@ def show(
     the window, open connections, refusals (429s and drops), and the limits each is over now.
 
     Read from HAProxy's stick table through its runtime API (`show table public`). Exempt sources
-    (shield.exempt) are not counted, so never listed."""
-    blueprint, shield, path = _edge(config, data_dir)
+    (shield.exempt) are not counted, so never listed. The sources blocked now are listed first (at
+    every stage: where there is no front door, the app refuses them)."""
+    blueprint = blueprint_or_exit(config, data_dir=data_dir)
+    blocks = [b.as_dict() for b in _blocklist(blueprint).active().values()]
+    if not blueprint.engines.haproxy.enabled:
+        if as_json:
+            typer.echo(json.dumps({"limits": None, "exempt": list(blueprint.shield.exempt), "tracked": 0, "limited": [],
+                                   "sources": [], "blocked": blocks}, indent=2))
+            return
+        _print_blocks(blocks)
+        console.print(f"[yellow]stage {blueprint.stage} has no front door[/yellow] (HAProxy runs from stage 1k): only the app's "
+                      "own limits and blocks apply there (docs/shield.md)")
+        return
+    blueprint, shield, path = _edge(config, data_dir, blueprint)
     entries = _read(path)
     for entry in entries:
         entry["over"] = shield.state_of(entry)
@@ -92,8 +106,10 @@ def show(
               "drop_connection_rate": shield.drop_connection_rate}
     if as_json:
         typer.echo(json.dumps({"limits": limits, "exempt": list(shield.exempt), "tracked": len(entries),
-                               "limited": sorted(e["source"] for e in entries if e["limited"]), "sources": chosen[:top]}, indent=2))
+                               "limited": sorted(e["source"] for e in entries if e["limited"]), "sources": chosen[:top],
+                               "blocked": blocks}, indent=2))
         return
+    _print_blocks(blocks)
     out.print(f"edge limits per source: {shield.request_rate} requests and {shield.connection_rate} new connections per {w} s, "
               f"{shield.connections} open connections (429 above); dropped above {shield.drop_request_rate} requests or "
               f"{shield.drop_connection_rate} new connections per {w} s; exempt: {', '.join(shield.exempt) or 'none'}")
@@ -121,10 +137,13 @@ def clear(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Forget a source's counters at the front door now: it is counted afresh from its next request
-    (to lift a limit early; the app's own limits are not touched)."""
+    (to lift a limit early; the app's own limits are not touched). A block of the source is lifted too."""
     from summit.engines.shield import clear as clear_source
 
-    _, _, path = _edge(config, data_dir)
+    blueprint = blueprint_or_exit(config, data_dir=data_dir)
+    if _lift(blueprint, source) and not blueprint.engines.haproxy.enabled:
+        return
+    _, _, path = _edge(config, data_dir, blueprint)
     try:
         known = clear_source(path, source)
     except ValueError as error:
@@ -133,3 +152,115 @@ def clear(
         console.print(f"[red]error:[/red] HAProxy's runtime API ({path}) does not answer: {error}")
         raise typer.Exit(1) from None
     console.print(f"cleared {source}" if known else f"{source} was not in the table (nothing to clear)")
+
+
+# ---- blocks -------------------------------------------------------------------------------------
+
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str) -> int:
+    """``900``, ``90s``, ``15m``, ``2h``, ``1d`` as seconds."""
+    value = text.strip().lower()
+    unit = _DURATION.get(value[-1:], None)
+    number = value[:-1] if unit else value
+    if not number.isdigit() or int(number) <= 0:
+        raise typer.BadParameter(f"{text!r} is not a duration: write seconds (900) or 90s, 15m, 2h, 1d", param_hint="--for")
+    return int(number) * (unit or 1)
+
+
+def _blocklist(blueprint: Any) -> Any:
+    from summit.security.blocks import Blocklist
+
+    return Blocklist(blueprint.data_dir)
+
+
+def _print_blocks(blocks: list[dict[str, Any]]) -> None:
+    if not blocks:
+        out.print("no source blocked")
+        return
+    table = Table(title=f"blocked ({len(blocks)})", box=box.SIMPLE_HEAD)
+    for name in ("source", "until", "left", "by", "why"):
+        table.add_column(name, overflow="fold")
+    for b in sorted(blocks, key=lambda b: b["until"]):
+        table.add_row(b["source"], b["until_iso"], f"{b['remaining_seconds']} s", b["by"], b["reason"])
+    out.print(table)
+
+
+def _push(blueprint: Any) -> None:
+    """The blocklist into the running front door, saying what happened."""
+    from summit.security.guard.blocking import sync_edge
+
+    if not blueprint.engines.haproxy.enabled:
+        out.print("no front door at this stage: the app refuses blocked sources (within a second)")
+        return
+    done = sync_edge(blueprint.data_dir)
+    if done == "pushed":
+        out.print("the front door has the new blocklist")
+    elif done == "none":
+        out.print("HAProxy is not running: it loads the blocklist when it starts")
+    else:
+        console.print(f"[red]error:[/red] the front door did not take the blocklist ({done}); the app refuses blocked sources meanwhile")
+        raise typer.Exit(1)
+
+
+def _lift(blueprint: Any, source: str) -> bool:
+    """Lift the block of ``source`` (file, front door, audit); whether it had one."""
+    from summit.security.blocks import BlockError
+    from summit.security.guard.blocking import record_blocks
+
+    try:
+        lifted = _blocklist(blueprint).remove(source)
+    except BlockError as error:
+        raise typer.BadParameter(str(error), param_hint="SOURCE") from None
+    if lifted is None:
+        return False
+    out.print(f"unblocked {lifted.source} (was blocked until {lifted.as_dict()['until_iso']}: {lifted.reason})")
+    record_blocks(blueprint.data_dir, "shield:Unblock", [lifted])
+    _push(blueprint)
+    return True
+
+
+@shield_app.command("block")
+def block(
+    source: Annotated[str, typer.Argument(help="The source to block: an IPv4 address, or an IPv6 address (its /64).")],
+    seconds: Annotated[str, typer.Option("--for", help="How long: seconds, or 90s, 15m, 2h, 1d.")] = "15m",
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the block and shown).")] = "blocked by an operator",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Block a source now: the front door (and the app) answer its every request 403 until the time
+    is up. Sources in shield.exempt cannot be blocked."""
+    import time
+
+    from summit.security.blocks import Block, BlockError, covers
+    from summit.security.guard.blocking import record_blocks
+
+    blueprint = blueprint_or_exit(config, data_dir=data_dir)
+    duration = _seconds(seconds)
+    try:
+        wanted = Block.make(source, until=time.time() + duration, reason=reason, by="operator")
+    except BlockError as error:
+        raise typer.BadParameter(str(error), param_hint="SOURCE") from None
+    if covers(blueprint.shield.exempt, wanted.source):
+        raise typer.BadParameter(f"{wanted.source} is exempt (shield.exempt): it is never blocked", param_hint="SOURCE")
+    made, changed = _blocklist(blueprint).add(wanted)
+    if not changed:
+        out.print(f"{made.source} is already blocked until {made.as_dict()['until_iso']} ({made.reason})")
+        return
+    out.print(f"blocked {made.source} until {made.as_dict()['until_iso']} ({duration} s)")
+    record_blocks(blueprint.data_dir, "shield:Block", [made])
+    _push(blueprint)
+
+
+@shield_app.command("unblock")
+def unblock(
+    source: Annotated[str, typer.Argument(help="The blocked source: an IPv4 address, or an IPv6 address (its /64).")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Lift a source's block now (`summit shield show` lists the blocks); exit 1 if it had none."""
+    blueprint = blueprint_or_exit(config, data_dir=data_dir)
+    if not _lift(blueprint, source):
+        console.print(f"{source} is not blocked (nothing to lift)")
+        raise typer.Exit(1)

@@ -34,7 +34,7 @@ from pathlib import Path
 from summit.engines.certs import Certificates, CertError, Renewal
 from summit.engines.layout import Engine, EngineError, Layout, owned_dir, tcp_open
 from summit.engines.process import Command
-from summit.engines.shield import Shield, rules as shield_rules
+from summit.engines.shield import Shield, blocklist_map, rules as shield_rules
 
 # requests whose retry cannot do anything twice: RFC 9110's idempotent methods, or a POST with the
 # Idempotency-Key the app replays
@@ -161,7 +161,7 @@ defaults
     timeout check 2s
 
 frontend public
-{binds}{shield_rules(self.shield)}{scheme_rules}    http-request del-header X-Forwarded-For  # the front door is the edge: what a client claims proves nothing
+{binds}{shield_rules(self.shield, blocklist_map(layout.data_dir))}{scheme_rules}    http-request del-header X-Forwarded-For  # the front door is the edge: what a client claims proves nothing
     option forwardfor
     unique-id-format %{{+X}}o%ci_%cp_%Ts_%rt_%pid  # hex, in the app's request-id alphabet: one id in both logs
     http-request set-header X-Request-Id %[unique-id] unless {{ req.hdr(x-request-id) -m found }}
@@ -196,6 +196,10 @@ frontend stats
             with self.tls.certs.lock():
                 renewal = self.tls.certs.ensure()
             note = renewal.describe() if renewal.renewed else None
+        if self.shield is not None:  # the blocklist's map must exist when HAProxy loads it (summit.security.blocks)
+            from summit.security.blocks import Blocklist
+
+            Blocklist(layout.data_dir.resolve()).ensure_map()
         (home / "haproxy.cfg").write_text(self.render(layout))
         return note
 

@@ -11,9 +11,16 @@ The key is ``src``, the address the connection came from: the front door is the 
 header (``X-Forwarded-For``) can move a client's count onto someone else. IPv6 clients count by
 their /64 (one host holds a whole /64), IPv4 clients by their address.
 
-``rules(shield)`` renders the frontend's block (between two marker comments, nothing else of the
-configuration depends on it); ``table(socket)`` reads the counters back through the runtime API
-(``show table public``) for ``summit shield``.
+``rules(shield, blocklist)`` renders the frontend's block (between two marker comments, nothing else
+of the configuration depends on it); ``table(socket)`` reads the counters back through the runtime
+API (``show table public``) for ``summit shield``.
+
+**Blocks.** With a ``blocklist`` (the map file of ``summit.security.blocks``: ``<source> <until>``)
+a source it lists is answered ``403`` until that time, before any limit is counted against it
+(exempt sources excepted); HAProxy compares the time with its own clock, so a block expires by
+itself. ``push_blocks`` replaces the running HAProxy's copy of the map atomically through the
+runtime API (``prepare map`` / ``add map @version`` / ``commit map``): every request after it sees
+the new list, and no reload is needed.
 """
 
 from __future__ import annotations
@@ -77,8 +84,9 @@ class Shield:
         return [name for name, yes in over.items() if yes]
 
 
-def rules(shield: Shield | None) -> str:
-    """The frontend's shield block: the stick table, tracking, the drops and the 429s ('' without a shield)."""
+def rules(shield: Shield | None, blocklist: Path | None = None) -> str:
+    """The frontend's shield block: the stick table, tracking, the drops and the 429s ('' without a
+    shield); with ``blocklist`` (a map file's absolute path) also the 403 of blocked sources."""
     if shield is None:
         return ""
     w = shield.window_seconds
@@ -102,6 +110,8 @@ def rules(shield: Shield | None) -> str:
         "    http-request sc-inc-gpc0(0) if " + " || ".join(f"shield_{name}" for name, *_ in limits),  # a flood is over them too
         "    http-request silent-drop if shield_flood  # ... and its requests on open ones get no answer",
     ]
+    if blocklist is not None:
+        lines += _block_rules(blocklist, unless)
     headers = f"hdr Retry-After {w} hdr Cache-Control no-store hdr X-Request-Id %[unique-id]"
     for name, _, _, message in limits:
         page = ('<!doctype html><html lang="en"><meta charset="utf-8"><title>Too many requests</title>'
@@ -111,6 +121,28 @@ def rules(shield: Shield | None) -> str:
                      f"if shield_{name} shield_page !shield_api")
         lines.append(f"    http-request return status 429 content-type application/json lf-string '{error}' {headers} if shield_{name}")
     return BEGIN + "\n".join(lines) + "\n" + END
+
+
+BLOCKED_MESSAGE = "requests from your address are blocked (summit shield) after suspicious activity; retry in %[var(txn.shield_blocked)] s"
+
+
+def _block_rules(blocklist: Path, unless: str) -> list[str]:
+    """A listed source gets 403 until its time: the map gives the time, minus now is what is left."""
+    path = str(blocklist)
+    if not blocklist.is_absolute() or any(ch in path for ch in " ,()'\"\\#"):
+        raise ValueError(f"the blocklist's path {path!r} must be absolute, without spaces, commas, quotes or parentheses (HAProxy's syntax)")
+    headers = "hdr Retry-After %[var(txn.shield_blocked)] hdr Cache-Control no-store hdr X-Request-Id %[unique-id]"
+    page = ('<!doctype html><html lang="en"><meta charset="utf-8"><title>Blocked</title>'
+            f"<h1>Blocked</h1><p>{_html(BLOCKED_MESSAGE)}.</p><p>Request id: %[unique-id]</p></html>")
+    error = '{"error":{"code":"forbidden","message":"' + BLOCKED_MESSAGE + '"},"request_id":"%[unique-id]"}'
+    return [
+        "    http-request set-var(txn.shield_now) date",
+        f"    http-request set-var(txn.shield_blocked) src,map_ip_int({path},0),sub(txn.shield_now){unless}  # seconds left, if blocked",
+        "    acl shield_blocked var(txn.shield_blocked) -m int gt 0",
+        (f"    http-request return status 403 content-type \"text/html; charset=utf-8\" lf-string '{page}' {headers} "
+         "if shield_blocked shield_page !shield_api"),
+        f"    http-request return status 403 content-type application/json lf-string '{error}' {headers} if shield_blocked",
+    ]
 
 
 def _html(text: str) -> str:
@@ -188,3 +220,61 @@ def clear(socket_path: Path, source: str) -> bool:
     known = any(entry["source"] == source_of(key) for entry in table(socket_path))
     runtime(socket_path, f"clear table {TABLE} key {key}")
     return known
+
+
+# ---- blocks (summit shield block / unblock, summit guard's automatic blocking) ----------------
+
+def blocklist_map(data_dir: Path) -> Path:
+    """The blocklist's map file of a stage, as HAProxy's configuration names it (absolute)."""
+    from summit.security.blocks import Blocklist
+
+    return Blocklist(Path(data_dir).resolve()).map_path
+
+
+def running_socket(data_dir: Path) -> Path | None:
+    """The runtime socket of the stage's running HAProxy (its stats port in ``engines/ports.json``), or None."""
+    import json
+
+    from summit.engines.haproxy import runtime_socket
+    from summit.engines.layout import Layout
+
+    layout = Layout(Path(data_dir).resolve())
+    try:
+        port = json.loads((layout.data_dir / "engines" / "ports.json").read_text())["haproxy-stats"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    path = runtime_socket(layout, int(port))
+    return path if path.exists() else None
+
+
+def push_blocks(socket_path: Path, map_path: Path, blocks: list[Any]) -> None:
+    """Make the running HAProxy's copy of the map hold exactly ``blocks`` (``source``, ``until``), in
+    one step: a new version of the map is filled, then committed (OSError when HAProxy does not
+    answer, RuntimeError when it refuses)."""
+    from summit.engines.haproxy import runtime
+
+    answer = runtime(socket_path, f"prepare map {map_path}")
+    match = re.search(r"New version created: (\d+)", answer)
+    if match is None:
+        raise RuntimeError(f"HAProxy has no map {map_path} (started before blocks existed? restart it): {answer.strip()}")
+    version = match.group(1)
+    if blocks:
+        payload = "\n".join(f"{b.source} {int(b.until)}" for b in blocks)
+        answer = runtime(socket_path, f"add map @{version} {map_path} <<\n{payload}\n")
+        if answer.strip():
+            raise RuntimeError(f"HAProxy refused the blocklist: {answer.strip()}")
+    answer = runtime(socket_path, f"commit map @{version} {map_path}")
+    if answer.strip():
+        raise RuntimeError(f"HAProxy could not commit the blocklist: {answer.strip()}")
+
+
+def served_blocks(socket_path: Path, map_path: Path) -> dict[str, int]:
+    """What the running HAProxy blocks now: source -> until (epoch seconds), from ``show map``."""
+    from summit.engines.haproxy import runtime
+
+    found = {}
+    for line in runtime(socket_path, f"show map {map_path}").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].startswith("0x") and parts[2].isdigit():
+            found[parts[1]] = int(parts[2])
+    return found

@@ -26,8 +26,9 @@ from summit.blueprint import load_blueprint
 from summit.cli.main import app as cli
 from summit.engines import Layout, Supervisor
 from summit.engines.haproxy import HAProxy
-from summit.engines.shield import BEGIN, END, Shield, key_of, parse_table, rules, source_of, table
+from summit.engines.shield import BEGIN, END, Shield, blocklist_map, key_of, parse_table, rules, source_of, table
 from summit.engines.stage import plan
+from summit.security.blocks import Blocklist
 from summit.testing.engines import EchoServer
 from summit.testing.http import assert_error_body
 
@@ -174,7 +175,7 @@ def test_the_block_is_delimited_valid_and_absent_without_a_shield(tmp_path: Path
     exempt = tuple(f"10.0.{n}.0/24" for n in range(70)) + ("2001:db8::/64",)  # more than one acl line holds
     shielded = HAProxy("haproxy", "127.0.0.1", 18080, 18081, [web], shield=Shield(exempt=exempt)).render(Layout(tmp_path))
     plain = HAProxy("haproxy", "127.0.0.1", 18080, 18081, [web]).render(Layout(tmp_path))
-    block = rules(Shield(exempt=exempt))
+    block = rules(Shield(exempt=exempt), blocklist_map(tmp_path))  # with the blocklist's 403s (test_haproxy_blocks.py)
     assert block.startswith(BEGIN) and block.endswith(END) and block in shielded
     assert shielded.replace(block, "") == plain  # the block is all the shield adds
     assert rules(None) == "" and "shield" not in plain
@@ -182,6 +183,7 @@ def test_the_block_is_delimited_valid_and_absent_without_a_shield(tmp_path: Path
     assert "track-sc0 src,ipmask(32,64) unless shield_exempt" in block and block.count("acl shield_exempt src") == 3
     config = tmp_path / "haproxy.cfg"
     config.write_text(shielded)
+    Blocklist(tmp_path).ensure_map()  # HAProxy loads the blocklist's map (prepare() writes it before a start)
     check = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -319,8 +321,9 @@ def test_summit_shield_says_why_it_has_nothing_to_show(tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     for name in [n for n in os.environ if n.startswith("SUMMIT_")]:
         monkeypatch.delenv(name)
-    stage_1 = shield_cli(tmp_path)
-    assert stage_1.exit_code == 1 and "has no front door" in stage_1.output
+    stage_1 = shield_cli(tmp_path)  # the blocks are all there is to show (the app refuses them there)
+    assert stage_1.exit_code == 0 and "has no front door" in stage_1.output and "no source blocked" in stage_1.output
+    assert shield_cli(tmp_path, "clear", "192.0.2.7").exit_code == 1  # no block to lift, no counters to clear
     monkeypatch.setenv("SUMMIT_STAGE", "1k")
     idle = shield_cli(tmp_path, "show")
     assert idle.exit_code == 1 and "HAProxy is not running" in " ".join(idle.output.split())

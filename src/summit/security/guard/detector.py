@@ -6,9 +6,10 @@ time order, keep the findings. One run is one transaction of the guard's store.
     detector.findings(since="2026-01-01T00:00:00.000Z", types=["CredentialAccess:*"])
     detector.archive(finding_id)
 
-``on_finding(finding, change)`` is called after each run's commit for every finding it created
-(``change == "new"``) or changed (``"updated"``): the hook for automatic blocking, which summit does
-not do yet (see docs/guard.md).
+With ``guard.blocking.enabled`` a run then blocks the sources of its new and updated findings of
+the chosen types (``blocking.Blocker``: the Shield's blocklist, pushed to the running front door).
+``on_finding(finding, change)`` is called after each run's commit (and its blocks) for every finding
+it created (``change == "new"``) or changed (``"updated"``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from summit.security.audit.format import iso_ms
+from summit.security.guard.blocking import Applied, Blocker
 from summit.security.guard.findings import Finding, dedup_key
 from summit.security.guard.rules import AUDIT_RULES, REQUEST_RULES, WINDOWS
 from summit.security.guard.sources import LogFile, access_log_files, audit_records, default_access_logs, requests, to_ms
@@ -39,10 +41,12 @@ class RunReport:
     new: list[Finding] = field(default_factory=list)
     updated: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    blocking: Applied | None = None  # what automatic blocking did (None: it is off)
 
     def as_dict(self) -> dict[str, Any]:
         return {"audit_records": self.audit_records, "requests": self.requests, "logs": self.logs,
-                "new": [f.id for f in self.new], "updated": [f.id for f in self.updated], "seconds": round(self.seconds, 3)}
+                "new": [f.id for f in self.new], "updated": [f.id for f in self.updated], "seconds": round(self.seconds, 3),
+                "blocking": self.blocking.as_dict() if self.blocking is not None else None}
 
 
 class Evaluation:
@@ -126,22 +130,24 @@ class Evaluation:
 
 class Detector:
     def __init__(self, data_dir: Path, settings: Any, *, access_logs: list[str] | None = None,  # noqa: ANN401
-                 on_finding: OnFinding | None = None, clock: Callable[[], float] = time.time):
+                 on_finding: OnFinding | None = None, clock: Callable[[], float] = time.time, blocker: Blocker | None = None):
         """``settings``: the blueprint's ``[guard]`` section. ``access_logs``: globs under the data
-        directory (default: ``settings.access_logs``, else the app's JSON access logs)."""
+        directory (default: ``settings.access_logs``, else the app's JSON access logs). ``blocker``:
+        automatic blocking (``Blocker.for_blueprint``; None: none)."""
         self.data_dir = Path(data_dir)
         self.settings = settings
         self.access_logs = list(access_logs if access_logs is not None else settings.access_logs or default_access_logs(False))
         self.on_finding = on_finding
         self.clock = clock
+        self.blocker = blocker
 
     @classmethod
     def for_blueprint(cls, blueprint: Any, *, on_finding: OnFinding | None = None) -> Detector:  # noqa: ANN401
         """The stage's data directory and settings; the access logs of its front door unless
-        ``guard.access_logs`` names others."""
+        ``guard.access_logs`` names others; automatic blocking when ``guard.blocking.enabled``."""
         settings = blueprint.guard
         logs = settings.access_logs or default_access_logs(blueprint.engines.haproxy.enabled)
-        return cls(blueprint.data_dir, settings, access_logs=logs, on_finding=on_finding)
+        return cls(blueprint.data_dir, settings, access_logs=logs, on_finding=on_finding, blocker=Blocker.for_blueprint(blueprint))
 
     def _store(self) -> GuardStore:
         return GuardStore(self.data_dir)
@@ -177,6 +183,8 @@ class Detector:
             except BaseException:
                 store.rollback()
                 raise
+        if self.blocker is not None:
+            report.blocking = self.blocker.apply(report.new + report.updated)
         report.seconds = time.perf_counter() - started
         if self.on_finding is not None:
             for finding in report.new:

@@ -91,8 +91,9 @@ class Finding:
         if self.type == REFRESH_TOKEN_REUSE:
             return f"a spent refresh token of account {self.account} was replayed from {self.source or 'an unknown source'}"
         if self.type == SCANNING:
-            blocked = d.get("blocked", 0)
-            return f"{n} requests from {self.source} answered 404" + (f" or blocked ({blocked} blocked)" if blocked else "")
+            blocked, waf = d.get("blocked", 0), d.get("waf_blocks", 0)
+            parts = [f"{blocked} blocked by the front door"] * bool(blocked) + [f"{waf} blocked by the WAF"] * bool(waf)
+            return f"{n} requests from {self.source} answered 404" + (f" or blocked ({', '.join(parts)})" if parts else "")
         if self.type == UNUSUAL_ADMIN_ACTIVITY:
             reasons = d.get("reasons") or []
             what = []

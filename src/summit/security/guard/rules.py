@@ -7,8 +7,8 @@ updates findings. Every rule is a few lines of counting that a person can check 
   different accounts within the window (a login naming no account counts as one more each time:
   the audit log does not keep what was typed).
 - ``RefreshTokenReuse``: each ``auth:RefreshReuse`` record.
-- ``Scanning``: ``guard.scan_requests`` requests answered 404 (or blocked at the front door) to one
-  source within ``scan_window_seconds``.
+- ``Scanning``: ``guard.scan_requests`` requests answered 404, blocked at the front door or blocked
+  by the WAF (its events, with the ids of the rules that matched) to one source within ``scan_window_seconds``.
 - ``UnusualAdminActivity``: an admin action (``/api/v1/admin/`` calls and ``iam:*`` actions that
   succeeded) by a principal with none in the history, once the history is at least
   ``admin_learning_seconds`` long; or ``admin_burst_actions`` admin actions within the window.
@@ -178,21 +178,30 @@ class Scanning:
         if request.source is None or not self.is_probe(request):
             return
         items = run.window(self.name, request.source)
-        add_to_window(items, [request.time_ms, int(request.blocked), 0, request.evidence],
+        kind = 2 if request.waf_rules else int(request.blocked)  # 0 a 404, 1 refused by the front door, 2 blocked by the WAF
+        add_to_window(items, [request.time_ms, kind, 0, request.evidence],
                       window_ms=s.scan_window_seconds * 1000, keep=s.scan_requests)
         if len(items) >= s.scan_requests:
             fresh = take_uncounted(items)
             found = run.active(SCANNING, source=request.source)
+            known = found.details if found else {}
             total = (found.count if found else 0) + len(fresh)
-            blocked = (found.details.get("blocked", 0) if found else 0) + sum(it[1] for it in fresh)
+            details = {"blocked": known.get("blocked", 0) + sum(it[1] == 1 for it in fresh)}
+            waf = [it for it in fresh if it[1] == 2]
+            if waf or "waf_blocks" in known:  # the rules that matched, but the CRS's anomaly verdicts (949xxx, 959xxx, 980xxx)
+                ids = [rule for it in waf for rule in it[3].get("waf_rules", []) if not rule.startswith(self.VERDICTS)]
+                details["waf_blocks"] = known.get("waf_blocks", 0) + len(waf)
+                details["waf_rules"] = _listed(known.get("waf_rules", []), sorted(set(ids)))
             run.report(SCANNING, source=request.source, events=[it[3] for it in fresh], count=len(fresh),
                        times=[it[0] for it in fresh], severity=self.HEAVY if total >= 10 * s.scan_requests else self.SEVERITY,
-                       details={"blocked": blocked})
+                       details=details)
+
+    VERDICTS = ("949", "959", "980")
 
     @staticmethod
     def is_probe(request: Request) -> bool:
-        """A request that found nothing, or that the front door refused. The WAF's hook: a front door
-        that blocks requests (HAProxy ``http-request deny``, termination state ``PR``) feeds this rule."""
+        """A request that found nothing, that the front door refused (HAProxy ``http-request deny``,
+        termination state ``PR``), or that the WAF blocked (an event of its log)."""
         return request.status == 404 or request.blocked
 
 

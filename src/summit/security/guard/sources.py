@@ -1,5 +1,7 @@
 """What the guard reads, from where it stopped last time: the audit log's records, and access-log
-lines (HAProxy's ``option httplog`` lines at the front door, or the app's own JSON access lines).
+lines (HAProxy's ``option httplog`` lines at the front door, or the app's own JSON access lines),
+and the WAF tier's events (ModSecurity's JSON audit log, ``logs/waf-N-events.log``), read as the
+requests the WAF blocked.
 
 Each log file has a cursor (inode, byte offset, line number) in the guard's store. Only complete
 lines are read (a line still being written waits for the next run); a file whose inode changed or
@@ -25,7 +27,8 @@ from summit.security.guard.store import GuardStore
 
 # the stage's front door, when it runs HAProxy; else the app's stderr, where its JSON access lines go:
 # `summit up --detach` writes logs/summit-up.log, the supervisor logs/app.log or logs/web-N.log
-HAPROXY_LOGS = ["logs/haproxy.log"]
+# (and the WAF tier's events, when it runs: absent files are skipped)
+HAPROXY_LOGS = ["logs/haproxy.log", "logs/waf-*-events.log"]
 APP_LOGS = ["logs/summit-up.log", "logs/app.log", "logs/web-*.log"]
 
 
@@ -137,14 +140,19 @@ class Request:
     method: str
     path: str
     status: int
-    blocked: bool  # refused by the front door itself (HAProxy termination state PR: a deny rule, a malformed request)
+    blocked: bool  # refused by the front door itself (HAProxy termination state PR: a deny rule, a malformed request) or the WAF
     log: str
     line: int
+    waf_rules: tuple[str, ...] = ()  # a WAF event: the ids of the rules that matched (the request was blocked)
+    request_id: str | None = None  # a WAF event: its unique_id, the request id of the 403 page and the other logs
 
     @property
     def evidence(self) -> dict:
-        return {"log": self.log, "line": self.line, "time": iso_ms(self.time_ms), "source_ip": self.source,
+        item = {"log": self.log, "line": self.line, "time": iso_ms(self.time_ms), "source_ip": self.source,
                 "request": f"{self.method} {self.path[:200]}", "status": self.status}
+        if self.waf_rules:
+            item["waf_rules"], item["request_id"] = list(self.waf_rules), self.request_id
+        return item
 
 
 # HAProxy's `option httplog` (and httpslog, which adds TLS fields after the request):
@@ -192,9 +200,37 @@ def parse_app_json(raw: bytes, log: str, line: int) -> Request | None:
         return None
 
 
+# ModSecurity v3's JSON audit log (SecAuditLogFormat JSON, parts A H Z), one transaction a line:
+#   {"transaction": {"client_ip": "203.0.113.7", "time_stamp": "Sun Dec  6 21:42:55 2026", "unique_id": "...",
+#    "request": {"method": "GET", "uri": "/x?id=..."}, "response": {"http_code": 418}, "messages": [{"details": {"ruleId": "942100"}}]}}
+# The inspecting server answers a blocked request 418 (summit.engines.waf.BLOCK_STATUS; the client gets 403);
+# any other status is a request that was scored and passed, which is not a probe.
+WAF_BLOCKED = (418, 403)
+
+
+def parse_waf_event(raw: bytes, log: str, line: int) -> Request | None:
+    """A request the WAF blocked, from a line of its event log (None for a request it let pass)."""
+    try:
+        event = orjson.loads(raw)["transaction"]
+        status = int(event["response"]["http_code"])
+        if status not in WAF_BLOCKED:
+            return None
+        # ModSecurity writes ctime's format in local time, with seconds: read it as this host's local time
+        moment = datetime.strptime(" ".join(str(event["time_stamp"]).split()), "%a %b %d %H:%M:%S %Y")
+        rules = tuple(dict.fromkeys(str(m["details"]["ruleId"]) for m in event.get("messages") or [] if m.get("details", {}).get("ruleId")))
+        request = event.get("request") or {}
+        return Request(int(moment.astimezone(timezone.utc).timestamp() * 1000), event.get("client_ip") or None,
+                       str(request.get("method") or "-"), str(request.get("uri") or "-").split("?", 1)[0], 403, True, log, line,
+                       waf_rules=rules or ("-",), request_id=event.get("unique_id"))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def parse_access_line(raw: bytes, log: str, line: int) -> Request | None:
-    """A request from a line of either format, or None for any other line (start-up messages ...)."""
-    return parse_app_json(raw, log, line) if raw[:1] == b"{" else parse_haproxy(raw, log, line)
+    """A request from a line of any of the formats, or None for any other line (start-up messages ...)."""
+    if raw[:1] != b"{":
+        return parse_haproxy(raw, log, line)
+    return parse_waf_event(raw, log, line) if raw.startswith(b'{"transaction"') else parse_app_json(raw, log, line)
 
 
 def access_log_files(store: GuardStore, data_dir: Path, patterns: Iterable[str]) -> list[LogFile]:
