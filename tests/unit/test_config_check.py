@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 import summit.cli.config_check  # noqa: F401  (registers the commands)
@@ -25,7 +26,11 @@ from summit.ops.config_rules import (
     Listener,
     evaluate,
 )
+from summit.migrate import upgrade_all
 from summit.security.audit import AuditLog
+from summit.security.identity import KeySet, PoolConfig, UserPool, migrations
+from summit.security.passwords import PasswordHasher
+from summit.wiring import open_port
 
 runner = CliRunner()
 ALL_BUT_PII = [name for name in RULES if name != "personal-data-encrypted"]
@@ -46,6 +51,33 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 async def _write_audit(data: Path) -> None:
     async with AuditLog(data) as log:
         await log.record("auth:SignIn", user_id="42", resource="arn:summit:auth:::session", status=200)
+
+
+async def _sign_up(data: Path, *usernames: str) -> None:
+    """Users signed up by the real pool into the stage-1 database the real migrations made."""
+    blueprint = load_blueprint(overrides={"data_dir": str(data)}, environ={})
+    db = open_port("sql", blueprint.port_url("sql"))
+    await asyncio.to_thread(upgrade_all, blueprint, db.sync_url)
+    cache, mailer = open_port("cache", "memory://"), open_port("mail", f"outbox://{data}/outbox")
+    pool = UserPool(db=db, cache=cache, mailer=mailer, keys=KeySet(data / "keys" / "identity"),
+                    hasher=PasswordHasher(time_cost=1, memory_cost=1024), config=PoolConfig(issuer="http://testserver"))
+    await pool.seal_plaintext()  # what Security.open does
+    for name in usernames:
+        await pool.sign_up(name, f"{name}@example.com", "correct horse battery")
+    await mailer.close()
+    await cache.close()
+    await db.close()
+
+
+def _old_plaintext_database(data: Path) -> None:
+    """app.db as the pool's schema before id0003 kept it: emails in clear."""
+    url = f"sqlite:///{data / 'app.db'}"
+    migrations.upgrade(url, "id0002")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO identity_users (id, username, email, password_hash, created_at, password_changed_at) "
+                          "VALUES (1, 'alice', 'alice@example.com', 'x', 0, 0)"))
+    engine.dispose()
 
 
 @pytest.fixture
@@ -71,18 +103,18 @@ def _by_rule(ctx: Context, rule: str) -> list:
     return evaluate(ctx, [rule]).results
 
 
-def test_a_stage_1_data_dir_is_compliant_but_for_personal_data(data: Path) -> None:
+def test_a_stage_1_data_dir_is_compliant(data: Path) -> None:
+    asyncio.run(_sign_up(data, "alice"))
     report = evaluate(_ctx(data))
     got = {r.rule: r.compliance for r in report.results}
     assert got == {
         "tls-at-edge": NOT_APPLICABLE, "loopback-only-engines": NOT_APPLICABLE, "no-trust-auth": NOT_APPLICABLE,
-        "no-plaintext-secrets": COMPLIANT, "personal-data-encrypted": NON_COMPLIANT,
+        "no-plaintext-secrets": COMPLIANT, "personal-data-encrypted": COMPLIANT, "no-plaintext-signing-keys": COMPLIANT,
         "audit-log-verifiable": COMPLIANT, "enough-zones": NOT_APPLICABLE,
-    }
-    assert not report.ok
-    assert evaluate(_ctx(data), ALL_BUT_PII).ok
+    }, report.results
+    assert report.ok
     pii = [r for r in report.results if r.rule == "personal-data-encrypted"][0]
-    assert "personal data (emails) is stored in clear: not built yet" in pii.reason
+    assert "1 user(s): emails stored as a keyed hash" in pii.reason
 
 
 def test_tls_at_the_edge_from_1k(data: Path) -> None:
@@ -193,7 +225,75 @@ def test_zones_are_not_applicable_before_1m(data: Path) -> None:
         assert r.compliance == NOT_APPLICABLE and "1m" in r.reason
 
 
+def test_personal_data_must_be_encrypted(data: Path) -> None:
+    (na,) = _by_rule(_ctx(data), "personal-data-encrypted")
+    assert na.compliance == NOT_APPLICABLE and "no database" in na.reason
+    _old_plaintext_database(data)
+    (old,) = _by_rule(_ctx(data), "personal-data-encrypted")
+    assert old.compliance == NON_COMPLIANT and "summit db upgrade" in old.reason and "predates" in old.reason
+    migrations.upgrade(f"sqlite:///{data / 'app.db'}")  # without the data directory: the rows stay in clear
+    (clear,) = _by_rule(_ctx(data), "personal-data-encrypted")
+    assert clear.compliance == NON_COMPLIANT and "1 user(s) have their email in clear" in clear.reason
+    asyncio.run(_sign_up(data, "bob"))  # the pool seals alice's row when it opens
+    (ok,) = _by_rule(_ctx(data), "personal-data-encrypted")
+    assert ok.compliance == COMPLIANT and "2 user(s)" in ok.reason
+    engine = create_engine(f"sqlite:///{data / 'app.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE identity_users SET email_sealed = NULL WHERE username = 'bob'"))
+    (lost,) = _by_rule(_ctx(data), "personal-data-encrypted")
+    assert lost.compliance == NON_COMPLIANT and "1 user(s) have no encrypted email" in lost.reason
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM identity_users WHERE username = 'bob'"))
+    engine.dispose()
+    (data / "keys" / "kms" / "keys" / "identity-pii" / "key.json").rename(data / "moved.json")
+    (keys,) = _by_rule(_ctx(data), "personal-data-encrypted")
+    assert keys.compliance == NON_COMPLIANT and "identity-pii" in keys.reason and "restore keys/kms" in keys.reason
+
+
+def _unseal_to_old_files(data: Path) -> None:
+    """Put the private keys back in clear, as summit stored them before the KMS held them."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from summit.security.audit.keys import KMS_KEY, SEALING_CONTEXT
+    from summit.security.identity.keys import KMS_KEY as TOKENS_KEY
+    from summit.security.identity.keys import sealing_context
+    from summit.security.kms import Kms
+
+    kms, keys = Kms.for_data_dir(data), data / "keys"
+    raw = kms.decrypt((keys / "audit-signing.key.kms").read_bytes(), SEALING_CONTEXT, key_name=KMS_KEY)
+    pem = Ed25519PrivateKey.from_private_bytes(raw).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (keys / "audit-signing.key").write_bytes(pem)
+    (keys / "audit-signing.key.kms").unlink()
+    for path in (keys / "identity").glob("*.jwk.kms"):
+        kid = path.name.removesuffix(".jwk.kms")
+        (keys / "identity" / f"{kid}.jwk").write_bytes(kms.decrypt(path.read_bytes(), sealing_context(kid), key_name=TOKENS_KEY))
+        path.unlink()
+
+
+def test_no_private_signing_key_in_clear(data: Path) -> None:
+    KeySet(data / "keys" / "identity")
+    (ok,) = _by_rule(_ctx(data), "no-plaintext-signing-keys")
+    assert ok.compliance == COMPLIANT and "2 private key file(s), all encrypted" in ok.reason
+    _unseal_to_old_files(data)
+    bad = _by_rule(_ctx(data), "no-plaintext-signing-keys")
+    assert {r.compliance for r in bad} == {NON_COMPLIANT} and len(bad) == 2
+    assert bad[0].resource == "keys/audit-signing.key" and bad[1].resource.startswith("keys/identity/")
+    assert "start the app once" in bad[0].reason
+    KeySet(data / "keys" / "identity")  # what the app does when it starts: both are sealed again
+    asyncio.run(_write_audit(data))
+    (again,) = _by_rule(_ctx(data), "no-plaintext-signing-keys")
+    assert again.compliance == COMPLIANT
+    (data / "keys" / "copy.pem").write_bytes((data / "keys" / "audit-signing.pub").read_bytes().replace(b"PUBLIC", b"PRIVATE"))
+    (stray,) = _by_rule(_ctx(data), "no-plaintext-signing-keys")
+    assert stray.compliance == NON_COMPLIANT and stray.resource == "keys/copy.pem"
+    (na,) = _by_rule(_ctx(data.parent / "empty"), "no-plaintext-signing-keys")
+    assert na.compliance == NOT_APPLICABLE
+
+
 def test_cli_exit_codes_and_json(data: Path) -> None:
+    _old_plaintext_database(data)
     args = ["config", "check", "--data-dir", str(data)]
     everything = runner.invoke(app, args)
     assert everything.exit_code == 1, everything.output

@@ -264,11 +264,111 @@ def no_plaintext_secrets(ctx: Context) -> list[Result]:
     return results
 
 
+def _pool_database(ctx: Context) -> tuple[str | None, str]:
+    """A read-only sync URL of the app's database (the user pool's tables), or None and why not."""
+    from summit.blueprint import BlueprintError
+
+    try:
+        url = ctx.blueprint.port_url("sql")
+    except BlueprintError as error:
+        return None, str(error)
+    if url.startswith("sqlite"):
+        from summit.adapters.sqlite.database import sqlite_path
+
+        path = sqlite_path(url)
+        if path is None or not path.is_file():
+            return None, "no database in this data directory yet"
+        return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true", ""
+    import asyncio
+
+    from summit.wiring import open_port
+
+    db = open_port("sql", url)
+    try:
+        return db.sync_url, ""
+    finally:
+        asyncio.run(db.close())
+
+
+def _kms_key_made(ctx: Context, name: str) -> bool:
+    return (ctx.data_dir / "keys" / "kms" / "keys" / name / "key.json").is_file()
+
+
 def personal_data_encrypted(ctx: Context) -> list[Result]:
-    """Personal data (users' emails) is encrypted at rest. No blueprint setting does this yet, so the
-    rule reports what is true: not built."""
-    return [Result("personal-data-encrypted", "users.email", NON_COMPLIANT,
-                   "personal data (emails) is stored in clear: not built yet (envelope encryption with KMS is the fix to build)")]
+    """Users' emails are encrypted at rest (identity/pii.py): the pool's table has the hash and
+    sealed columns, no row keeps its address in clear or lacks its sealed copy, and the KMS keys
+    that open them are in the data directory."""
+    from sqlalchemy import column, create_engine, func, inspect, select, table, true
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from summit.security.identity.pii import INDEX_KEY, PII_KEY
+
+    rule, resource = "personal-data-encrypted", "identity_users.email"
+    url, why = _pool_database(ctx)
+    if url is None:
+        return [Result(rule, resource, NOT_APPLICABLE, why)]
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("identity_users"):
+                return [Result(rule, resource, NOT_APPLICABLE, "the user pool's tables are not made yet (`summit db upgrade` makes them)")]
+            columns = {c["name"] for c in inspect(conn).get_columns("identity_users")}
+            if not {"email_hash", "email_sealed"} <= columns:
+                return [Result(rule, resource, NON_COMPLIANT,
+                               "the user pool's schema predates encrypted emails (identity id0003): run `summit db upgrade`")]
+            users = table("identity_users", column("email"), column("email_sealed"))
+            total, in_clear, unsealed = (conn.execute(select(func.count()).select_from(users).where(where)).scalar_one()
+                                         for where in (true(), users.c.email.is_not(None), users.c.email_sealed.is_(None)))
+    except SQLAlchemyError as error:
+        return [Result(rule, resource, NOT_APPLICABLE, f"cannot read the database ({str(error).splitlines()[0]}): start the stage and check again")]
+    finally:
+        engine.dispose()
+    if in_clear:
+        return [Result(rule, resource, NON_COMPLIANT, f"{in_clear} user(s) have their email in clear: run `summit db upgrade` "
+                                                      "(or start the app), which encrypts them with the KMS")]
+    if unsealed:
+        return [Result(rule, resource, NON_COMPLIANT, f"{unsealed} user(s) have no encrypted email (email_sealed is empty): "
+                                                      "restore their rows from a backup")]
+    missing = [name for name in (INDEX_KEY, PII_KEY) if not _kms_key_made(ctx, name)]
+    if total and missing:
+        return [Result(rule, resource, NON_COMPLIANT, f"the KMS key(s) {', '.join(missing)} are not in {ctx.data_dir / 'keys' / 'kms'}: "
+                                                      "the emails cannot be read or looked up; restore keys/kms from your backup")]
+    return [Result(rule, resource, COMPLIANT, f"{total} user(s): emails stored as a keyed hash ({INDEX_KEY}) and encrypted ({PII_KEY}), none in clear")]
+
+
+_PRIVATE_MARKERS = (b"PRIVATE KEY-----", b'"d":')  # a PEM private key; a JWK's private part
+_KEY_SCAN_BYTES = 1024 * 1024
+
+
+def no_plaintext_signing_keys(ctx: Context) -> list[Result]:
+    """No private signing key sits in clear under ``keys/``: the audit key and the user pool's JWKs
+    are stored only encrypted by the KMS (``*.kms``). The KMS's own master key is the one secret
+    kept unwrapped by design (docs/kms.md) and is not counted."""
+    rule = "no-plaintext-signing-keys"
+    keys = ctx.data_dir / "keys"
+    if not keys.is_dir():
+        return [Result(rule, "keys/", NOT_APPLICABLE, "no keys made in this data directory yet")]
+    results, sealed = [], 0
+    for path in sorted(p for p in keys.rglob("*") if p.is_file()):
+        relative = str(path.relative_to(ctx.data_dir))
+        if path.parent == keys / "kms" or (keys / "kms" / "keys") in path.parents:
+            continue  # the key store: versions wrapped under the master key, and the master key
+        if path.name.endswith(".kms"):
+            sealed += 1
+            continue
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(_KEY_SCAN_BYTES)
+        except OSError as error:
+            results.append(Result(rule, relative, NON_COMPLIANT, f"cannot read it ({error.strerror}): run the check as the data directory's owner"))
+            continue
+        if any(marker in head for marker in _PRIVATE_MARKERS):
+            results.append(Result(rule, relative, NON_COMPLIANT,
+                                  "a private key in clear: start the app once (it seals the audit and token keys under the KMS "
+                                  "and removes the plaintext file); a stray copy, delete it"))
+    if not results:
+        results.append(Result(rule, "keys/", COMPLIANT, f"{sealed} private key file(s), all encrypted by the KMS; none in clear"))
+    return results
 
 
 def audit_log_verifiable(ctx: Context) -> list[Result]:
@@ -307,6 +407,7 @@ RULES: dict[str, Callable[[Context], list[Result]]] = {
     "no-trust-auth": no_trust_auth,
     "no-plaintext-secrets": no_plaintext_secrets,
     "personal-data-encrypted": personal_data_encrypted,
+    "no-plaintext-signing-keys": no_plaintext_signing_keys,
     "audit-log-verifiable": audit_log_verifiable,
     "enough-zones": enough_zones,
 }
