@@ -21,6 +21,7 @@ from summit.cli import data, main  # noqa: F401  (registers the commands)
 from summit.datamove import DataMoveError, copy_sqlite_to_postgres
 from summit.migrate import upgrade_all
 from summit.security.identity import schema as pool
+from summit.security.identity.pii import EmailVault
 from summit.wiring import open_port
 
 NOW = time.time()
@@ -42,9 +43,11 @@ def stage_one(tmp_path: Path) -> tuple[Blueprint, Path]:
     upgrade_all(blueprint, f"sqlite:///{path}")
     engine = create_engine(f"sqlite:///{path}")
     users = [_id(n) for n in range(1, 4)]
+    vault = EmailVault.for_data_dir(blueprint.data_dir)  # emails as the pool stores them: hashed and sealed
     with engine.begin() as conn:
         conn.execute(insert(pool.users), [
-            {"id": uid, "username": f"u{n}", "email": f"u{n}@example.com", "password_hash": "$argon2id$x",
+            {"id": uid, "username": f"u{n}", "email_hash": vault.index(f"u{n}@example.com"),
+             "email_sealed": vault.seal(uid, f"u{n}@example.com"), "password_hash": "$argon2id$x",
              "confirmed": n % 2 == 0, "created_at": FLOATS[n], "password_changed_at": NOW, "mfa_enabled": n == 1,
              "mfa_last_step": 2**40 + n} for n, uid in enumerate(users)])
         conn.execute(insert(pool.groups), [{"name": "moderators", "created_at": NOW}])
@@ -108,6 +111,11 @@ async def test_the_copy_keeps_every_row_and_value_and_ids_go_on_after_it(stage_o
         _same(_rows(target, table), _rows(source, table))
     bodies = dict((r[1], r[5]) for r in _rows(target, app.idempotency_keys))
     assert bodies == {f"k{n}": body for n, body in enumerate(BODIES)}
+    vault = EmailVault.for_data_dir(blueprint.data_dir)  # the sealed emails open on PostgreSQL, found by their hash
+    sealed = [(r[0], r[3], r[4], r[2]) for r in _rows(target, pool.users)]  # id, email_hash, email_sealed, email
+    assert sorted(vault.open(uid, blob) for uid, _, blob, _ in sealed) == ["u0@example.com", "u1@example.com", "u2@example.com"]
+    assert {h for _, h, _, _ in sealed} == {vault.index(f"u{n}@example.com") for n in range(3)}
+    assert {e for *_, e in sealed} == {None}
 
     db = open_port("sql", postgres_db.url)
     try:
