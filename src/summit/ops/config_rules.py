@@ -273,10 +273,10 @@ def _pool_database(ctx: Context) -> tuple[str | None, str]:
     except BlueprintError as error:
         return None, str(error)
     if url.startswith("sqlite"):
-        from summit.adapters.sqlite.database import sqlite_path
+        from sqlalchemy.engine import make_url
 
-        path = sqlite_path(url)
-        if path is None or not path.is_file():
+        path = Path(make_url(url).database or "")
+        if not path.is_file():
             return None, "no database in this data directory yet"
         return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true", ""
     import asyncio
