@@ -215,4 +215,5 @@ def rotate(
     except SecretsError as error:
         _fail(error)
     resumed = " (an interrupted rotation, finished)" if result.resumed else ""
-    console.print(f"rotated {escape(name)}{resumed}: version {result.version_id} is AWSCURRENT, {result.previous_version_id} AWSPREVIOUS", highlight=False)
+    console.print(f"rotated {escape(name)}{resumed} in {result.seconds:.2f} s: version {result.version_id} is AWSCURRENT, "
+                  f"{result.previous_version_id} AWSPREVIOUS", highlight=False)
