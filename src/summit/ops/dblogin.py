@@ -81,6 +81,14 @@ class StageLogin(PostgresAlternatingUsers):
         super().__init__(admin_secret, users=APP_USERS, group=APP_ROLE, connect_timeout=connect_timeout, set_role=True)
         self.layout = Layout(Path(data_dir))
 
+    def create_secret(self, rotation: Rotation) -> None:
+        """Refuse at once (nothing to undo) when the stage is not running."""
+        admin = rotation.manager.get_secret_value(self.admin_secret).json()
+        if not tcp_open(str(admin.get("host")), int(admin.get("port", 5432))):
+            raise SecretsError(f"PostgreSQL at {admin.get('host')}:{admin.get('port')} does not answer: start the stage "
+                               f"(`summit up --data-dir {self.layout.data_dir}`), then rotate")
+        super().create_secret(rotation)
+
     def set_secret(self, rotation: Rotation) -> None:
         super().set_secret(rotation)  # the server first: PgBouncer logs in to it with what its list says
         self._tell_poolers(rotation, pending=True)

@@ -135,3 +135,17 @@ def test_app_logins_give_each_user_its_newest_password(sm: SecretsManager, tmp_p
     sm.put_secret_value("db/app", value("someone", "x"), stages=["AWSPENDING"])
     with pytest.raises(EngineError, match="someone"):
         app_logins(layout)
+
+
+def test_rotating_the_stage_login_with_the_stage_down_changes_nothing(sm: SecretsManager, tmp_path: Path) -> None:
+    from summit.engines.layout import free_port
+    from summit.ops.dblogin import ADMIN_SECRET, SECRET, StageLogin
+
+    port = free_port()  # nothing listens there
+    sm.create_secret(ADMIN_SECRET, json.dumps({"host": "127.0.0.1", "port": port, "dbname": "postgres", "username": "postgres", "password": "x"}))
+    first = sm.create_secret(SECRET, value("summit_a", "pw-a"))
+    with pytest.raises(RotationFailed) as failed:
+        sm.rotate(SECRET, StageLogin(str(tmp_path)))
+    assert failed.value.step == "create_secret" and failed.value.undo_error is None
+    assert f"127.0.0.1:{port} does not answer: start the stage" in str(failed.value)
+    assert sm.get_secret_value(SECRET).version_id == first and len(sm.describe(SECRET).versions) == 1
