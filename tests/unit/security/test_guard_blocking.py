@@ -48,7 +48,7 @@ def test_blocks_are_added_extended_lifted_and_expire(tmp_path: Path) -> None:
     assert changed and first.until == NOW + 61  # whole seconds, as HAProxy's map holds them
     same, changed = blocks.add(Block.make("192.0.2.7", until=NOW + 30, reason="shorter", by="guard", now=NOW))
     assert not changed and same.reason == "r"  # a longer block in force stays
-    longer, changed = blocks.add(Block.make("192.0.2.7", until=NOW + 600, reason="longer", by="guard", now=NOW))
+    _, changed = blocks.add(Block.make("192.0.2.7", until=NOW + 600, reason="longer", by="guard", now=NOW))
     assert changed and blocks.active()["192.0.2.7"].reason == "longer"
     blocks.add(Block.make("2001:db8::9", until=NOW + 10, reason="v6", by="guard", now=NOW))
     assert sorted(blocks.active()) == ["192.0.2.7", "2001:db8::/64"]
