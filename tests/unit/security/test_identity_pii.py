@@ -130,21 +130,38 @@ async def test_a_hand_rotation_of_the_index_key_loses_nobody(pool: UserPool) -> 
     assert (await pool.get_user(bob.id)).email == "bob@example.com"
 
 
-# ---- a database from before id0003 ----------------------------------------------------------------
+# ---- a database from before id0003 (SQLite and PostgreSQL) ------------------------------------------
+
+OLD = sa.table("identity_users", *(sa.column(name) for name in (
+    "id", "username", "email", "password_hash", "confirmed", "created_at", "password_changed_at")))
 
 
-def _old_database(path: Path) -> str:
-    """A database at id0002 (emails in plaintext) with users, as the pool wrote them before."""
-    url = f"sqlite:///{path}"
-    migrations.upgrade(url, "id0002")
-    engine = sa.create_engine(url)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(the port's URL, its sync URL) of a database at id0002 (emails in clear) with users, as the
+    pool wrote them before."""
+    url = f"sqlite:///{tmp_path}/app.db" if request.param == "sqlite" else request.getfixturevalue("postgres_db").url
+    sync_url = open_port("sql", url).sync_url
+    migrations.upgrade(sync_url, "id0002")
     hasher = PasswordHasher(time_cost=1, memory_cost=1024)
+    _insert_old(sync_url, [{"id": user_id, "username": username, "email": email, "password_hash": hasher.hash(PASSWORD),
+                            "confirmed": True, "created_at": 0.0, "password_changed_at": 0.0} for user_id, username, email in OLD_USERS])
+    return url, sync_url
+
+
+def _insert_old(sync_url: str, rows: list[dict]) -> None:
+    engine = sa.create_engine(sync_url)
     with engine.begin() as conn:
-        for user_id, username, email in OLD_USERS:
-            conn.execute(text("INSERT INTO identity_users (id, username, email, password_hash, confirmed, created_at, password_changed_at) "
-                              "VALUES (:id, :u, :e, :h, 1, 0, 0)"), {"id": user_id, "u": username, "e": email, "h": hasher.hash(PASSWORD)})
+        conn.execute(sa.insert(OLD), rows)
     engine.dispose()
-    return url
+
+
+def _select(sync_url: str, query: str) -> list:
+    engine = sa.create_engine(sync_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text(query)).all()
+    engine.dispose()
+    return rows
 
 
 async def _signs_in_by_email(url: str, data: Path, tmp_path: Path) -> None:
@@ -163,22 +180,20 @@ async def _signs_in_by_email(url: str, data: Path, tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_id0003_seals_the_emails_of_an_old_database_and_everyone_still_signs_in(tmp_path: Path) -> None:
-    url = _old_database(tmp_path / "app.db")
-    await asyncio.to_thread(migrations.upgrade, url, data_dir=tmp_path / "data")
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT email, email_hash, email_sealed FROM identity_users")).all()
-    engine.dispose()
+async def test_id0003_seals_the_emails_of_an_old_database_and_everyone_still_signs_in(old_db: tuple[str, str], tmp_path: Path) -> None:
+    url, sync_url = old_db
+    await asyncio.to_thread(migrations.upgrade, sync_url, data_dir=tmp_path / "data")
+    rows = _select(sync_url, "SELECT email, email_hash, email_sealed FROM identity_users")
     assert len(rows) == 3 and all(r.email is None and r.email_hash and r.email_sealed for r in rows)
-    raw = _file_bytes(tmp_path).lower()
-    assert not [email for _, _, email in OLD_USERS if email.lower().encode() in raw]  # not even in freed pages
+    if url.startswith("sqlite"):
+        raw = _file_bytes(tmp_path).lower()
+        assert not [email for _, _, email in OLD_USERS if email.lower().encode() in raw]  # not even in freed pages
     await _signs_in_by_email(url, tmp_path / "data", tmp_path)
 
 
-async def test_rows_left_in_plaintext_are_sealed_when_the_pool_opens(tmp_path: Path) -> None:
-    url = _old_database(tmp_path / "app.db")
-    await asyncio.to_thread(migrations.upgrade, url)  # no data directory: the migration cannot seal
+async def test_rows_left_in_plaintext_are_sealed_when_the_pool_opens(old_db: tuple[str, str], tmp_path: Path) -> None:
+    url, sync_url = old_db
+    await asyncio.to_thread(migrations.upgrade, sync_url)  # no data directory: the migration cannot seal
     db = open_port("sql", url)
     pool = _pool(db, open_port("cache", "memory://"), open_port("mail", f"outbox://{tmp_path}/outbox"), tmp_path / "data")
     assert await pool.seal_plaintext(batch=2) == 3  # what Security.open does
@@ -187,29 +202,21 @@ async def test_rows_left_in_plaintext_are_sealed_when_the_pool_opens(tmp_path: P
     await _signs_in_by_email(url, tmp_path / "data", tmp_path)
 
 
-def test_two_old_rows_with_one_address_stop_the_upgrade_with_what_to_fix(tmp_path: Path) -> None:
-    url = _old_database(tmp_path / "app.db")
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO identity_users (id, username, email, password_hash, confirmed, created_at, password_changed_at) "
-                          "VALUES (104, 'alice2', 'ALICE@example.com', 'x', 1, 0, 0)"))
-    engine.dispose()
+def test_two_old_rows_with_one_address_stop_the_upgrade_with_what_to_fix(old_db: tuple[str, str], tmp_path: Path) -> None:
+    _, sync_url = old_db
+    _insert_old(sync_url, [{"id": 104, "username": "alice2", "email": "ALICE@example.com", "password_hash": "x",
+                            "confirmed": True, "created_at": 0.0, "password_changed_at": 0.0}])
     with pytest.raises(SealedEmailError, match="users 101 and 104 have the same email"):
-        migrations.upgrade(url, data_dir=tmp_path / "data")
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:  # the migration's transaction rolled back: nothing half done
-        assert conn.execute(text("SELECT count(*) FROM identity_users WHERE email IS NOT NULL")).scalar_one() == 4
-    engine.dispose()
+        migrations.upgrade(sync_url, data_dir=tmp_path / "data")
+    # the migration's transaction rolled back: nothing half done
+    assert _select(sync_url, "SELECT count(*) FROM identity_users WHERE email IS NOT NULL")[0][0] == 4
 
 
-def test_downgrade_puts_the_addresses_back(tmp_path: Path) -> None:
-    url = _old_database(tmp_path / "app.db")
-    migrations.upgrade(url, data_dir=tmp_path / "data")
-    migrations.downgrade(url, "id0002", data_dir=tmp_path / "data")
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        emails = sorted(conn.execute(text("SELECT email FROM identity_users")).scalars())
-    engine.dispose()
+def test_downgrade_puts_the_addresses_back(old_db: tuple[str, str], tmp_path: Path) -> None:
+    _, sync_url = old_db
+    migrations.upgrade(sync_url, data_dir=tmp_path / "data")
+    migrations.downgrade(sync_url, "id0002", data_dir=tmp_path / "data")
+    emails = sorted(r.email for r in _select(sync_url, "SELECT email FROM identity_users"))
     assert emails == sorted(e.lower() for _, _, e in OLD_USERS)
 
 
@@ -217,7 +224,7 @@ def test_the_history_makes_the_schema_the_pool_describes(tmp_path: Path) -> None
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    url = _old_database(tmp_path / "app.db")
+    url = f"sqlite:///{tmp_path}/app.db"
     migrations.upgrade(url, data_dir=tmp_path / "data")
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -242,3 +249,33 @@ def test_the_vault_is_cheap_per_lookup(tmp_path: Path, monkeypatch: pytest.Monke
         vault.candidates(f"user{n}@example.com")
         assert vault.open(1, sealed) == "x@example.com"
     assert calls == []  # lookups and opening read no directory (sealing, at sign-up, does)
+
+
+async def test_accounts_an_app_migration_imports_in_clear_are_sealed_when_the_pool_opens(tmp_path: Path) -> None:
+    """A stage-1 database from before the user pool: Summit Photos' 0002 copies its accounts into
+    the pool's table after id0003 ran (in clear); the pool seals them when it opens."""
+    import importlib
+
+    from summit.blueprint import load_blueprint
+    from summit.migrate import History, upgrade, upgrade_all
+
+    blueprint = load_blueprint(environ={}, overrides={"data_dir": str(tmp_path / "data")})
+    url = f"sqlite:///{tmp_path}/app.db"
+    migrations.upgrade(url, "id0002")
+    upgrade(History.of(importlib.import_module("photos.migrations")).location, url, "0001")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id, username, email, password_hash, created_at) VALUES (101, 'alice', :e, :h, 0)"),
+                     {"e": "alice@example.com", "h": PasswordHasher(time_cost=1, memory_cost=1024).hash(PASSWORD)})
+    engine.dispose()
+    upgrade_all(blueprint, url)
+    assert _select(url, "SELECT email FROM identity_users")[0].email == "alice@example.com"  # imported after id0003
+    db = open_port("sql", url)
+    pool = _pool(db, open_port("cache", "memory://"), open_port("mail", f"outbox://{tmp_path}/outbox"), tmp_path / "data")
+    try:
+        assert await pool.seal_plaintext() == 1
+        assert _select(url, "SELECT email FROM identity_users")[0].email is None
+        session = await pool.sign_in("alice@example.com", PASSWORD)
+        assert isinstance(session, Session) and session.user.email == "alice@example.com"
+    finally:
+        await db.close()
