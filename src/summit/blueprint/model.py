@@ -104,6 +104,11 @@ class GuardBlocking(_Section):
     def _never(cls, value: object) -> list[str]:
         return _networks(value)
 
+    @field_validator("types", mode="before")
+    @classmethod
+    def _types(cls, value: object) -> object:  # also comma-separated, from the environment
+        return [t.strip() for t in value.split(",") if t.strip()] if isinstance(value, str) else value
+
 
 class Guard(_Section):
     """Threat detection over the audit and access logs (``summit guard``, like GuardDuty): each

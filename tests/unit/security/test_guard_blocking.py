@@ -109,3 +109,45 @@ def test_blocking_settings_and_the_stage_wiring(tmp_path: Path) -> None:
     for bad in ({"seconds": 0}, {"min_severity": 9.5}, {"never": ["nowhere"]}, {"sometimes": True}):
         with pytest.raises(BlueprintError):
             load_blueprint(environ={}, overrides={**base, "guard": {"blocking": bad}})
+
+
+def test_the_commands_say_what_was_blocked_and_lift_it(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from typer.testing import CliRunner
+
+    import summit.cli.guard  # noqa: F401  (registers the commands)
+    import summit.cli.shield  # noqa: F401
+    from summit.cli import main
+    from summit.security.audit import Query, search
+
+    from guard_script import Script
+
+    script = Script(tmp_path)
+    script.now = time.time() - 30  # recent: a block lasts from the finding's last event
+    try:
+        for _ in range(10):
+            script.fail(None, "198.51.100.7")
+    finally:
+        script.log.close()
+    env = {"COLUMNS": "250", "SUMMIT_GUARD__BLOCKING__ENABLED": "true", "SUMMIT_GUARD__BLOCKING__SECONDS": "600"}
+
+    def run(*args: str) -> object:
+        return CliRunner().invoke(main.app, [*args, "--data-dir", str(tmp_path)], env=env)
+
+    watched = run("guard", "watch", "--count", "1", "--interval", "1")
+    assert watched.exit_code == 0, watched.output
+    text = " ".join(watched.output.split())
+    assert "new" in text and "CredentialAccess:User/CredentialStuffing" in text and "blocked 198.51.100.7 until" in text
+    again = run("guard", "findings", "--json")
+    assert json.loads(again.stdout)["run"]["blocking"] == {"blocked": [], "edge": "none", "skipped": []}
+    shown = json.loads(run("shield", "show", "--json").stdout)
+    assert shown["limits"] is None and [b["source"] for b in shown["blocked"]] == ["198.51.100.7"]
+    assert 500 < shown["blocked"][0]["remaining_seconds"] <= 600 and shown["blocked"][0]["by"] == "guard"
+    lifted = run("shield", "unblock", "198.51.100.7")
+    assert lifted.exit_code == 0 and "unblocked 198.51.100.7" in lifted.output and "the app refuses" in lifted.output
+    assert [e.action for e in search(tmp_path, Query(action="shield:*"))] == ["shield:Block", "shield:Unblock"]
+    env["SUMMIT_GUARD__BLOCKING__TYPES"] = "Recon:*,Nope:*"
+    bad = run("guard", "findings")
+    assert bad.exit_code == 2 and "matches no finding type" in bad.output
