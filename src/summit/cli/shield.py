@@ -189,10 +189,10 @@ def _print_blocks(blocks: list[dict[str, Any]]) -> None:
 
 def _push(blueprint: Any) -> None:
     """The blocklist into the running front door, saying what happened."""
-    from summit.security.guard.blocking import sync_edge
+    from summit.security.guard.blocking import has_edge, sync_edge
 
-    if not blueprint.engines.haproxy.enabled:
-        out.print("no front door at this stage: the app refuses blocked sources (within a second)")
+    if not has_edge(blueprint):
+        out.print("no front door refuses blocks at this stage (or shield.edge is off): the app refuses blocked sources (within a second)")
         return
     done = sync_edge(blueprint.data_dir)
     if done == "pushed":

@@ -74,7 +74,7 @@ class Blocker:
                 protected.append(source_key(proxy) if "/" not in proxy else proxy)
             except BlockError:
                 continue  # a host name: nothing to compare addresses with
-        return cls(blueprint.data_dir, settings, protected=protected, edge=blueprint.engines.haproxy.enabled)
+        return cls(blueprint.data_dir, settings, protected=protected, edge=has_edge(blueprint))
 
     def wanted(self, finding: Finding) -> bool:
         """Whether the finding is of a type and severity that blocks (whatever its source)."""
@@ -110,6 +110,11 @@ class Blocker:
         if made:
             record_blocks(self.data_dir, "shield:Block", made)
         return Applied(made, edge, skipped)
+
+
+def has_edge(blueprint: Any) -> bool:
+    """Whether the stage's front door refuses blocked sources (HAProxy with the Shield's block)."""
+    return bool(blueprint.engines.haproxy.enabled and blueprint.shield.edge.enabled)
 
 
 def sync_edge(data_dir: Path) -> str:
