@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import psycopg
@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from summit.engines.postgres import APP_USERS
 from summit.ops.dblogin import SECRET, StageLogin
-from summit.security.secrets import RotationFailed, SecretsManager
+from summit.ports.sql import Database
+from summit.security.secrets import Rotation, RotationFailed, SecretsManager
 from summit.security.secrets.postgres import PostgresAlternatingUsers
 from summit.testing.engines import PostgresStage, running_postgres
 from summit.wiring import open_port
@@ -47,7 +48,7 @@ def secrets(stage: PostgresStage) -> SecretsManager:
 
 
 @pytest.fixture
-async def db(stage: PostgresStage) -> AsyncIterator:
+async def db(stage: PostgresStage) -> AsyncIterator[Database]:
     database = open_port("sql", stage.url(pool_size=4))
     async with database.write() as conn:
         await conn.run_sync(rows.metadata.create_all)
@@ -76,7 +77,7 @@ class Load:
     """Bounded load: write blocks, read blocks, queue calls and fresh connections, until stopped."""
 
     stage: PostgresStage
-    db: object
+    db: Database
     calls: int = 0
     failures: list[str] = field(default_factory=list)
     written: int = 0
@@ -86,7 +87,7 @@ class Load:
     def going(self, deadline: float) -> bool:
         return not self.stop.is_set() and self.calls < MAX_CALLS and time.monotonic() < deadline
 
-    async def _call(self, what: str, work) -> None:  # noqa: ANN001
+    async def _call(self, what: str, work: Callable[[], Awaitable[None]]) -> None:
         self.calls += 1
         try:
             await work()
@@ -143,7 +144,7 @@ class Load:
         await asyncio.gather(*(self.writer(deadline) for _ in range(3)), self.reader(deadline), self.queue(deadline), self.churn(deadline))
 
 
-async def under_load(stage: PostgresStage, db, work) -> tuple[Load, object]:  # noqa: ANN001
+async def under_load(stage: PostgresStage, db: Database, work: Callable[[], object]) -> tuple[Load, object]:
     """Run ``work`` (blocking: a rotation) in a thread while the load runs; stop the load after it."""
     load = Load(stage, db)
     running = asyncio.create_task(load.run())
@@ -158,7 +159,7 @@ async def under_load(stage: PostgresStage, db, work) -> tuple[Load, object]:  # 
     return load, outcome
 
 
-async def test_rotations_under_load_fail_nothing_and_switch_users(stage: PostgresStage, secrets: SecretsManager, db) -> None:  # noqa: ANN001
+async def test_rotations_under_load_fail_nothing_and_switch_users(stage: PostgresStage, secrets: SecretsManager, db: Database) -> None:
     first = current_user(secrets)
     assert first in APP_USERS and await fresh_login(stage) == first
     other = APP_USERS[1] if first == APP_USERS[0] else APP_USERS[0]
@@ -190,11 +191,11 @@ class Forgetful(StageLogin):
     """set_secret that changes the password in PostgreSQL but never tells PgBouncer: the login
     through PgBouncer at test_secret fails, as it would with a pooler that missed the reload."""
 
-    def set_secret(self, rotation) -> None:  # noqa: ANN001
+    def set_secret(self, rotation: Rotation) -> None:
         PostgresAlternatingUsers.set_secret(self, rotation)
 
 
-async def test_a_failed_rotation_rolls_back_under_load(stage: PostgresStage, secrets: SecretsManager, db) -> None:  # noqa: ANN001
+async def test_a_failed_rotation_rolls_back_under_load(stage: PostgresStage, secrets: SecretsManager, db: Database) -> None:
     before = secrets.get_secret_value(SECRET)
     delivered = json.loads(stage.stage.layout.app_login.read_text())["AWSCURRENT"]["version_id"]
     assert delivered == before.version_id
