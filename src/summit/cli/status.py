@@ -176,9 +176,11 @@ def restart(
     behind = balancer is not None and processes[name].get("kind") == "app"
     # with the WAF tier on (engines.waf), HAProxy sends the dynamic path to the WAF processes: they drain it
     wafs = [p for p in processes.values() if p.get("kind") == "waf" and p.get("pid")] if behind else []
-    socket_path = runtime_socket(layout, json.loads((data / "engines" / "ports.json").read_text())["haproxy-stats"]) if behind and not wafs else None
+    socket_path = runtime_socket(layout, json.loads((data / "engines" / "ports.json").read_text())["haproxy-stats"]) if behind else None
+    front = socket_path
     if wafs:
-        _waf_tier(layout, wafs, name, down=True, timeout=drain_timeout)
+        _waf_tier(layout, wafs, name, down=True, timeout=drain_timeout, front=front)
+        socket_path = None  # the app servers are not HAProxy's servers: the WAF processes are
         console.print(f"summit: {name} drained: the WAF tier sends it no new requests")
     if socket_path is not None:
         runtime(socket_path, f"set server web/{name} state drain")
@@ -203,7 +205,7 @@ def restart(
             raise typer.Exit(1)
         time.sleep(0.2)
     if wafs:
-        _waf_tier(layout, wafs, name, down=False, timeout=drain_timeout)
+        _waf_tier(layout, wafs, name, down=False, timeout=drain_timeout, front=front)
         console.print(f"summit: {name} back in rotation")
     if socket_path is not None:
         runtime(socket_path, f"set server web/{name} state ready")
@@ -211,11 +213,24 @@ def restart(
     console.print(f"summit: {name} restarted (pid {current['pid']})")
 
 
-def _waf_tier(layout: Layout, wafs: list[dict], app_server: str, *, down: bool, timeout: float) -> None:
+def _waf_tier(layout: Layout, wafs: list[dict], app_server: str, *, down: bool, timeout: float, front: Path | None) -> None:
     """Mark an app server down (or up) in every WAF process, each reloaded: the old workers finish
-    their requests in flight (up to ``timeout`` s)."""
+    their requests in flight (up to ``timeout`` s). One WAF process at a time, drained in HAProxy
+    (``front``, its runtime socket) around its reload: a reloading nginx closes the idle keep-alive
+    connections HAProxy holds to it, and a request HAProxy had just sent on one would be lost (a
+    POST is not sent twice; HAProxy closes that client's connection)."""
+    from summit.engines.haproxy import runtime, sessions
     from summit.engines.waf import set_down
 
     for waf in wafs:
-        if not set_down(layout, waf["name"], app_server, down, waf["pid"], timeout):
-            console.print(f"[yellow]warning:[/yellow] {waf['name']}'s old workers still had requests after {timeout:g} s")
+        if front is not None:
+            runtime(front, f"set server web/{waf['name']} state drain")
+            deadline = time.monotonic() + timeout
+            while sessions(front, "web", waf["name"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        try:
+            if not set_down(layout, waf["name"], app_server, down, waf["pid"], timeout):
+                console.print(f"[yellow]warning:[/yellow] {waf['name']}'s old workers still had requests after {timeout:g} s")
+        finally:
+            if front is not None:
+                runtime(front, f"set server web/{waf['name']} state ready")

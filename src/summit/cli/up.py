@@ -60,6 +60,7 @@ def up(
     stage: StageOpt = None,
     host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port to listen on (default 8000).")] = None,
+    https_port: Annotated[Optional[int], typer.Option(help="Port for HTTPS when the front door speaks TLS (engines.haproxy.https_port, default 8443; stage 1k and later).")] = None,
     data_dir: DataDirOpt = None,
     workers: Annotated[Optional[int], typer.Option(help="Web worker processes (default 1).")] = None,
     target: Annotated[Optional[str], typer.Option("--app", help="ASGI app factory to serve, 'module:function' (default: the blueprint's app.factory).")] = None,
@@ -75,6 +76,7 @@ def up(
     blueprint = blueprint_or_exit(
         config, stage=stage, data_dir=data_dir,
         **{"server.host": host, "server.port": port, "server.workers": workers, "app.factory": target},
+        **({"engines": {"haproxy": {"https_port": https_port}}} if https_port is not None else {}),
     )
     _check_factory(blueprint)
     blueprint = blueprint.model_copy(update={"data_dir": blueprint.data_dir.resolve()})
@@ -220,7 +222,7 @@ def _detach(blueprint) -> None:  # noqa: ANN001
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "summit", "up", "--stage", blueprint.stage, "--data-dir", str(blueprint.data_dir),
             "--host", blueprint.server.host, "--port", str(blueprint.server.port), "--workers", str(blueprint.server.workers),
-            "--app", blueprint.app.factory]
+            "--app", blueprint.app.factory, "--https-port", str(blueprint.engines.haproxy.https_port)]
     with open(log, "ab") as out:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
                                  start_new_session=True, env={**os.environ, "COLUMNS": "120"})

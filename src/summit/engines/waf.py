@@ -230,9 +230,12 @@ http {{
         keepalive 64;
         keepalive_timeout 20s;  # under the app server's 30 s: nginx closes an idle connection first
     }}
+    # no keep-alive to the inspecting server: on a reload (`summit restart web-N`) the old worker
+    # closes its idle connections, and a POST the public server had just sent on one got a reset
+    # (502; a request that was sent is not sent twice). A unix-socket connect costs far less than
+    # the inspection.
     upstream inspect {{
         server unix:{inspect};
-        keepalive 64;
     }}
 
     # the public server: HAProxy's checks, and the 403 pages of what the inspecting server blocked
@@ -397,6 +400,9 @@ SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334"
         events.touch(mode=0o640, exist_ok=True)
         chown(events, user)
         self.pid_file(layout).unlink(missing_ok=True)
+        # a process that was killed (SIGKILL) leaves its unix socket behind, and nginx cannot bind a
+        # socket file that exists ("Address already in use"): the supervisor could never restart it
+        self.inspect_socket(layout).unlink(missing_ok=True)
 
     def command(self, layout: Layout) -> Command:
         home = self.home(layout)
