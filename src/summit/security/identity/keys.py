@@ -4,10 +4,12 @@ Keys live in ``<data_dir>/keys/identity/`` (directory 0700, files 0600), one fil
 ``<kid>.jwk.kms``: the private JWK encrypted by the KMS (key ``identity-tokens``, context
 {"purpose": "identity-token-signing", "kid": kid}, so a file renamed to another kid does not
 decrypt), plus ``active`` naming the key that signs. A plaintext ``<kid>.jwk`` of an older data
-directory is sealed the first time the directory is loaded, then removed. Rotation adds a key and makes it active; older keys stay
-in the JWKS, so tokens they signed stay valid until they expire: nobody is logged out. A process
-that meets a token with an unknown ``kid`` re-reads the directory once, so a rotation made by
-another process (or ``summit identity rotate-keys``) is picked up without a restart.
+directory is sealed the first time the directory is loaded, then removed.
+
+Rotation adds a key and makes it active; older keys stay in the JWKS, so tokens they signed stay
+valid until they expire: nobody is logged out. A process that meets a token with an unknown
+``kid`` re-reads the directory once, so a rotation made by another process (or ``summit identity
+rotate-keys``) is picked up without a restart.
 """
 
 from __future__ import annotations

@@ -104,6 +104,9 @@ def _context(user_id: int) -> dict[str, str]:
 
 
 # -- plaintext rows (a database from before, accounts imported by an app's migration) ------------
+_USERS = table("identity_users", column("id"), column("email"), column("email_hash"), column("email_sealed"))
+
+
 def plaintext_rows_query(limit: int):  # noqa: ANN201
     """The next rows whose address is still in the plaintext column."""
     return select(_USERS.c.id, _USERS.c.email).where(_USERS.c.email.is_not(None)).order_by(_USERS.c.id).limit(limit)
@@ -138,5 +141,3 @@ def seal_plaintext_rows(conn: Connection, vault: EmailVault, *, batch: int = 500
             sealed += conn.execute(seal).rowcount
     return sealed
 
-
-_USERS = table("identity_users", column("id"), column("email"), column("email_hash"), column("email_sealed"))
