@@ -34,7 +34,7 @@ from pathlib import Path
 from summit.engines.certs import Certificates, CertError, Renewal
 from summit.engines.layout import Engine, EngineError, Layout, owned_dir, tcp_open
 from summit.engines.process import Command
-from summit.engines.shield import Shield, blocklist_map, rules as shield_rules
+from summit.engines.shield import Shield, blocklist_map, prepare_blocklist, rules as shield_rules
 
 # requests whose retry cannot do anything twice: RFC 9110's idempotent methods, or a POST with the
 # Idempotency-Key the app replays
@@ -196,10 +196,8 @@ frontend stats
             with self.tls.certs.lock():
                 renewal = self.tls.certs.ensure()
             note = renewal.describe() if renewal.renewed else None
-        if self.shield is not None:  # the blocklist's map must exist when HAProxy loads it (summit.security.blocks)
-            from summit.security.blocks import Blocklist
-
-            Blocklist(layout.data_dir.resolve()).ensure_map()
+        if self.shield is not None:  # the blocklist's map must exist when HAProxy loads it
+            prepare_blocklist(layout.data_dir)
         (home / "haproxy.cfg").write_text(self.render(layout))
         return note
 

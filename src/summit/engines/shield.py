@@ -123,13 +123,14 @@ def rules(shield: Shield | None, blocklist: Path | None = None) -> str:
     return BEGIN + "\n".join(lines) + "\n" + END
 
 
+_UNSAFE = " ,()'\"\\#"  # characters HAProxy's sample arguments cannot hold
 BLOCKED_MESSAGE = "requests from your address are blocked (summit shield) after suspicious activity; retry in %[var(txn.shield_blocked)] s"
 
 
 def _block_rules(blocklist: Path, unless: str) -> list[str]:
     """A listed source gets 403 until its time: the map gives the time, minus now is what is left."""
     path = str(blocklist)
-    if not blocklist.is_absolute() or any(ch in path for ch in " ,()'\"\\#"):
+    if not blocklist.is_absolute() or any(ch in path for ch in _UNSAFE):
         raise ValueError(f"the blocklist's path {path!r} must be absolute, without spaces, commas, quotes or parentheses (HAProxy's syntax)")
     headers = "hdr Retry-After %[var(txn.shield_blocked)] hdr Cache-Control no-store hdr X-Request-Id %[unique-id]"
     page = ('<!doctype html><html lang="en"><meta charset="utf-8"><title>Blocked</title>'
@@ -225,10 +226,31 @@ def clear(socket_path: Path, source: str) -> bool:
 # ---- blocks (summit shield block / unblock, summit guard's automatic blocking) ----------------
 
 def blocklist_map(data_dir: Path) -> Path:
-    """The blocklist's map file of a stage, as HAProxy's configuration names it (absolute)."""
+    """The blocklist's map file of a stage, as HAProxy's configuration names it (absolute): the file
+    itself, or, when its path holds a character HAProxy's syntax cannot (a space ...), a symbolic
+    link to it in the temporary directory (``prepare_blocklist`` makes it)."""
+    import hashlib
+    import tempfile
+
     from summit.security.blocks import Blocklist
 
-    return Blocklist(Path(data_dir).resolve()).map_path
+    real = Blocklist(Path(data_dir).resolve()).map_path
+    if not any(ch in str(real) for ch in _UNSAFE):
+        return real
+    return Path(tempfile.gettempdir()) / f"summit-blocked-{hashlib.sha256(str(real).encode()).hexdigest()[:16]}.map"
+
+
+def prepare_blocklist(data_dir: Path) -> Path:
+    """Before HAProxy starts: the map file written from the blocklist (it must exist to be loaded),
+    and the link to it when the configuration names one. Returns the path the configuration names."""
+    from summit.security.blocks import Blocklist
+
+    real = Blocklist(Path(data_dir).resolve()).ensure_map()
+    named = blocklist_map(data_dir)
+    if named != real:
+        named.unlink(missing_ok=True)
+        named.symlink_to(real)
+    return named
 
 
 def running_socket(data_dir: Path) -> Path | None:

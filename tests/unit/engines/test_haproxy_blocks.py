@@ -108,6 +108,15 @@ def test_the_blocklist_rules_are_valid_and_only_with_a_shield(tmp_path: Path) ->
     with pytest.raises(ValueError, match="absolute"):
         rules(Shield(), Path("relative/blocked.map"))
 
+    spaced = Layout(tmp_path / "my stage")  # a path HAProxy's syntax cannot hold: a link to the map names it
+    proxy.prepare(spaced)
+    named = blocklist_map(spaced.data_dir)
+    assert named.is_symlink() and named.resolve() == (spaced.data_dir / "shield" / "blocked.map").resolve()
+    config = spaced.engine_dir("haproxy") / "haproxy.cfg"
+    check = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True, timeout=30, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    named.unlink()
+
 
 async def test_a_scanner_found_by_the_guard_is_blocked_at_the_edge_until_its_block_expires(front, tmp_path: Path) -> None:  # noqa: ANN001
     edge = await front()

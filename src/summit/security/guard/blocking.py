@@ -119,14 +119,13 @@ def has_edge(blueprint: Any) -> bool:
 
 def sync_edge(data_dir: Path) -> str:
     """Push the blocklist to the stage's running HAProxy: "pushed", "none" (not running), or the error."""
-    from summit.engines.shield import push_blocks, running_socket
+    from summit.engines.shield import blocklist_map, push_blocks, running_socket
 
     socket_path = running_socket(data_dir)
     if socket_path is None:
         return "none"
-    blocklist = Blocklist(Path(data_dir).resolve())
     try:
-        push_blocks(socket_path, blocklist.map_path, list(blocklist.active().values()))
+        push_blocks(socket_path, blocklist_map(data_dir), list(Blocklist(data_dir).active().values()))
     except (OSError, RuntimeError) as error:
         log.warning("the front door did not take the blocklist: %s", error)
         return f"error: {error}"
