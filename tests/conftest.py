@@ -301,26 +301,12 @@ def live_server(tmp_path_factory) -> LiveServer:  # noqa: ANN001
 
 @pytest.fixture(scope="session")
 def stage_10k() -> Iterator[object]:
-    """``summit up --stage 10k --detach``: HAProxy and Varnish (edge, regional) in front of two app
-    processes, a PostgreSQL primary + 2 replicas with a PgBouncer in front of each, Redis, SeaweedFS;
-    ``summit down`` at the end."""
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
+    """``summit up --stage 10k --detach`` as the preset runs it: HAProxy with TLS (HTTPS on a port of
+    its own, the stage's CA exported for clients) and Varnish (edge, regional) in front, two WAF
+    processes on the dynamic path to two app processes, a PostgreSQL primary + 2 replicas with a
+    PgBouncer in front of each, Redis, SeaweedFS; ``summit down`` at the end. ``.url`` is the HTTPS
+    URL, ``.client()`` an httpx client that trusts the stage's CA, ``.ca`` the CA's PEM file."""
+    from summit.testing.stage import detached_stage
 
-    root = Path(tempfile.mkdtemp(prefix="summit-10k-", dir="/tmp"))
-    root.chmod(0o755)  # the engines' user (postgres, under root) must reach the data directory
-    data_dir, port = root / "data", _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
-    env.update(SUMMIT_AUTH__ARGON2_TIME_COST="1", SUMMIT_AUTH__ARGON2_MEMORY_KIB="1024")
-    summit = str(Path(sys.executable).with_name("summit"))
-    up = subprocess.run([summit, "up", "--stage", "10k", "--detach", "--port", str(port), "--data-dir", str(data_dir)],
-                        capture_output=True, text=True, env=env, timeout=180)
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", str(data_dir), None)
-    finally:
-        subprocess.run([summit, "down", "--data-dir", str(data_dir)], capture_output=True, env=env, timeout=120)
-        shutil.rmtree(root, ignore_errors=True)
+    with detached_stage("10k", env={"SUMMIT_AUTH__ARGON2_TIME_COST": "1", "SUMMIT_AUTH__ARGON2_MEMORY_KIB": "1024"}) as stage:
+        yield stage

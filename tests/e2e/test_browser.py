@@ -1,6 +1,7 @@
 """End to end in a real headless browser: Debian's chromium driven by Playwright (sync API) against a
 real ``summit up`` (the ``live_server`` fixture, stage 1; the first test also runs on a detached
-``summit up --stage 10k``: HAProxy, Varnish, two app processes, PostgreSQL with two replicas, Redis, SeaweedFS).
+``summit up --stage 10k``: HAProxy with TLS, Varnish, two WAF processes, two app processes, PostgreSQL
+with two replicas, Redis, SeaweedFS; over HTTPS, the browser trusting that stage's certificate).
 
 - Two people, each in their own browser context (own cookies): one signs up and posts a photo, the
   other signs up, follows, sees the post with its thumbnail in the feed, likes it and comments on it.
@@ -71,7 +72,7 @@ def mailed_code(data_dir: str, email: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
+def playwright() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium); "
@@ -80,17 +81,42 @@ def chromium() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright) -> Iterator[object]:  # noqa: ANN001
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture(params=["1", pytest.param("10k", marks=[pytest.mark.postgres, pytest.mark.slow])])
 def stage(request) -> object:  # noqa: ANN001
-    """The stage the browser talks to: stage 1 in one process, or 10k with its engines."""
+    """The stage the browser talks to: stage 1 in one process, or 10k with its engines (over HTTPS)."""
     return request.getfixturevalue("live_server" if request.param == "1" else "stage_10k")
+
+
+@pytest.fixture
+def browser(stage, playwright, chromium) -> Iterator[object]:  # noqa: ANN001
+    """The module's chromium for a plain-HTTP stage; behind TLS (10k) a chromium of this test's own
+    that trusts the stage's certificate: its CA's and its leaf's public keys pinned with
+    ``--ignore-certificate-errors-spki-list`` (that browser only; the CA is in no trust store)."""
+    ca = getattr(stage, "ca", None)
+    if not ca:
+        yield chromium
+        return
+    from summit.testing.stage import spki_sha256
+
+    pins = [spki_sha256(ca), spki_sha256(Path(stage.data_dir) / "certs" / "front-door.pem")]
+    own = playwright.chromium.launch(executable_path=CHROMIUM, timeout=TIMEOUT_MS,
+                                   args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={','.join(pins)}"])
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 class Person:
@@ -168,17 +194,21 @@ def _photo(path: Path) -> Path:
     return path
 
 
-def test_two_people_post_follow_see_like_and_comment(stage, chromium, tmp_path: Path) -> None:  # noqa: ANN001
+def test_two_people_post_follow_see_like_and_comment(stage, browser, tmp_path: Path) -> None:  # noqa: ANN001
     live_server = stage
     from playwright.sync_api import expect
 
+    ca = getattr(live_server, "ca", None)  # behind TLS (10k): the stage's CA
     suffix = secrets.token_hex(3)
     author, friend = f"ann_{suffix}", f"ben_{suffix}"
-    ann = Person(chromium, live_server.url, LAPTOP)
-    ben = Person(chromium, live_server.url, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    ann = Person(browser, live_server.url, LAPTOP)
+    ben = Person(browser, live_server.url, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     try:
         ann.sign_up(author, live_server.data_dir)
         ben.sign_up(friend, live_server.data_dir)
+        if live_server.url.startswith("https://"):  # behind TLS (10k): the session cookies go over HTTPS only
+            cookies = {c["name"]: c for c in ann.context.cookies()}
+            assert cookies and all(c["secure"] for c in cookies.values()), cookies
 
         # ann posts a photo
         page = ann.page
@@ -199,14 +229,21 @@ def test_two_people_post_follow_see_like_and_comment(stage, chromium, tmp_path: 
         rewritten = []
 
         def as_if_pending(route) -> None:  # noqa: ANN001
-            response = route.fetch()
+            if ca is None:
+                response = route.fetch()
+                text, fulfil = response.text(), {"response": response}
+            else:  # Playwright's own fetch (Node) does not know the stage's CA: fetch it with httpx, which is told
+                got = httpx.get(route.request.url, headers=route.request.all_headers(), verify=live_server.verify, timeout=TIMEOUT_S)
+                dropped = ("content-encoding", "content-length", "transfer-encoding", "connection")
+                text = got.text
+                fulfil = {"status": got.status_code, "headers": {k: v for k, v in got.headers.items() if k.lower() not in dropped}}
             body, swapped = re.subn(
                 r'<img class="tile" src="/media/t/[^"]+"',
                 f'<img class="tile pending" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" data-pending-post="{post_id}" data-size="small"',
-                response.text(),
+                text,
             )
             rewritten.append(swapped)
-            route.fulfill(response=response, body=body)
+            route.fulfill(body=body, **fulfil)
 
         page.route(f"**/u/{author}", as_if_pending)
         page.goto(f"/u/{author}")

@@ -1,4 +1,5 @@
-"""The CDN at stage 10k, through the front door of a real `summit up --stage 10k`: a photo is served
+"""The CDN at stage 10k, through the front door of a real `summit up --stage 10k` (HTTPS, the WAF
+tier on the dynamic path; photos go HAProxy -> Varnish and never pass it): a photo is served
 by Varnish's tiers once cached, and once its post is deleted no tier serves it any more (the purge
 reaches both tiers before the delete answers; checked for 5 s at the most)."""
 
@@ -6,6 +7,8 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,7 +23,6 @@ def _sign_up(client: httpx.Client, data_dir: str, name: str) -> dict[str, str]:
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     password = "correct horse 1"
     assert client.post("/api/v1/accounts", json={"username": name, "email": f"{name}@example.com", "password": password}).status_code == 201
@@ -42,7 +44,7 @@ def _sign_up(client: httpx.Client, data_dir: str, name: str) -> dict[str, str]:
 def test_a_deleted_post_s_photo_stops_being_served_by_every_tier(stage_10k) -> None:  # noqa: ANN001
     out = io.BytesIO()
     Image.new("RGB", (64, 48), "orange").save(out, "JPEG")
-    with httpx.Client(base_url=stage_10k.url, timeout=30) as client:
+    with stage_10k.client(timeout=30) as client:
         auth = _sign_up(client, stage_10k.data_dir, f"cdn{int(time.time() * 1000) % 10**9}")
         post = client.post("/api/v1/posts", headers=auth, files={"photo": ("p.jpg", out.getvalue(), "image/jpeg")})
         assert post.status_code == 201, post.text
@@ -51,6 +53,9 @@ def test_a_deleted_post_s_photo_stops_being_served_by_every_tier(stage_10k) -> N
         assert first.status_code == second.status_code == 200
         assert second.headers["x-cache"] == "HIT" and second.headers["x-cache-tier"] == "edge"  # served by the CDN
         assert second.headers["cache-control"].startswith("public, max-age=31536000")
+        path = urlsplit(photo).path  # HAProxy sent it to the CDN's backend, never through the WAF tier (its backend web)
+        routed = [line for line in (Path(stage_10k.data_dir) / "logs" / "haproxy.log").read_text().splitlines() if f"GET {path} " in line]
+        assert len(routed) >= 2 and all(" cdn/" in line and " web/" not in line for line in routed), routed
         assert client.delete(f"/api/v1/posts/{post.json()['id']}", headers=auth).status_code == 204
         deadline = time.monotonic() + 5
         while (gone := client.get(photo)).status_code != 404:
@@ -64,7 +69,6 @@ def test_cached_photos_are_served_while_the_object_store_is_down(stage_10k) -> N
     503 meanwhile (and writes no post), and works again once the store is back."""
     import json
     import signal
-    from pathlib import Path
 
     import psutil
 
@@ -72,7 +76,7 @@ def test_cached_photos_are_served_while_the_object_store_is_down(stage_10k) -> N
     Image.new("RGB", (64, 48), "teal").save(out, "JPEG")
     store = next(p for p in json.loads((Path(stage_10k.data_dir) / "summit.json").read_text())["processes"] if p["name"] == "seaweedfs")
     tree = [psutil.Process(store["pid"]), *psutil.Process(store["pid"]).children(recursive=True)]
-    with httpx.Client(base_url=stage_10k.url, timeout=60) as client:
+    with stage_10k.client(timeout=60) as client:
         auth = _sign_up(client, stage_10k.data_dir, f"cdn{int(time.time() * 1000) % 10**9}")
         post = client.post("/api/v1/posts", headers=auth, files={"photo": ("p.jpg", out.getvalue(), "image/jpeg")})
         assert post.status_code == 201, post.text

@@ -1,5 +1,5 @@
-"""The real app behind the WAF tier: `summit up --stage 1k` with `engines.waf` on (HAProxy -> two
-nginx + ModSecurity + CRS processes -> two app servers, PostgreSQL behind PgBouncer).
+"""The real app behind the WAF tier: `summit up --stage 1k` as the preset runs it (HAProxy with TLS ->
+two nginx + ModSecurity + CRS processes -> two app servers, PostgreSQL behind PgBouncer), over HTTPS.
 
 Two people use the whole app through the front door, one by its pages (forms with CSRF tokens,
 session cookies carrying JWTs), one by its API (Bearer JWTs, JSON, PUT/PATCH/DELETE): sign-up,
@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +23,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from summit.engines.layout import free_port
 from summit.testing.mail import code_in
+from summit.testing.stage import RunningStage, detached_stage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.haproxy, pytest.mark.slow,
               pytest.mark.skipif(not Path("/usr/share/modsecurity-crs/rules").is_dir(), reason="modsecurity-crs is not installed")]
@@ -44,20 +41,9 @@ NAME = "Ann \"the lens\" O'Hara <3"
 
 
 @pytest.fixture(scope="module")
-def stage() -> Iterator[tuple[str, Path]]:
-    root = Path(tempfile.mkdtemp(prefix="summit-waf-1k-", dir="/tmp"))
-    root.chmod(0o755)  # the engines' users (postgres, www-data, under root) must reach the data directory
-    data_dir, port = root / "data", free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMIT_")}
-    env.update(SUMMIT_ENGINES__WAF__ENABLED="true", SUMMIT_ENGINES__WAF__PROCESSES="2")
-    up = subprocess.run([SUMMIT, "up", "--stage", "1k", "--detach", "--port", str(port), "--data-dir", str(data_dir)],
-                        capture_output=True, text=True, env=env, timeout=180)
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        yield f"http://127.0.0.1:{port}", data_dir
-    finally:
-        subprocess.run([SUMMIT, "down", "--data-dir", str(data_dir)], capture_output=True, env=env, timeout=120)
-        shutil.rmtree(root, ignore_errors=True)
+def stage() -> Iterator[RunningStage]:
+    with detached_stage("1k", prefix="summit-waf-1k-") as running:  # the preset: TLS at the front door, two WAF processes
+        yield running
 
 
 def jpeg() -> bytes:
@@ -108,13 +94,12 @@ class Checked:
 
 
 def test_the_whole_app_passes_the_waf_without_a_false_block(stage) -> None:  # noqa: ANN001
-    url, data_dir = stage
+    data_dir = Path(stage.data_dir)
     suffix = int(time.time() * 1000) % 10**8
     ann, bob = f"ann{suffix}", f"bob{suffix}"
     before = len(blocks(data_dir))
     photo = jpeg()
-    with httpx.Client(base_url=url, timeout=60, headers={"accept": "text/html"}) as page_client, \
-            httpx.Client(base_url=url, timeout=60) as api_client:
+    with stage.client(timeout=60, headers={"accept": "text/html"}) as page_client, stage.client(timeout=60) as api_client:
         ui, api = Checked(page_client), Checked(api_client)
 
         # ann, by the pages: sign up, confirm, sign in, post a photo
@@ -175,8 +160,8 @@ def test_the_whole_app_passes_the_waf_without_a_false_block(stage) -> None:  # n
 
 
 def test_attacks_through_the_front_door_get_the_403_page_with_haproxy_s_request_id(stage) -> None:  # noqa: ANN001
-    url, data_dir = stage
-    with httpx.Client(base_url=url, timeout=30) as client:
+    data_dir = Path(stage.data_dir)
+    with stage.client(timeout=30) as client:
         page = client.get("/search", params={"q": "x", "sort": "' OR 1=1--"})
         api = client.post("/api/v1/accounts", json={"username": "<script>alert(1)</script>", "email": "e@example.com", "password": "x" * 12})
         traversal = client.get("/u/someone", params={"file": "../../etc/passwd"})
@@ -203,7 +188,7 @@ def test_attacks_through_the_front_door_get_the_403_page_with_haproxy_s_request_
 
 
 def test_status_shows_the_waf_processes_healthy_and_in_haproxy_s_backend(stage) -> None:  # noqa: ANN001
-    _, data_dir = stage
+    data_dir = Path(stage.data_dir)
     done = subprocess.run([SUMMIT, "status", "--json", "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=60)
     report = json.loads(done.stdout)
     wafs = {p["name"]: p for p in report["processes"] if p["kind"] == "waf"}
