@@ -1,7 +1,8 @@
 """Blocks at the edge: HAProxy as the control plane runs it (with the Shield's blocklist map), in
-front of a small real server that answers 404 for ``/media/gone...``. A scanner on 127.0.0.2 is
-found in HAProxy's real log by ``summit guard`` with automatic blocking on, and blocked at the
-front door (403, every request) while 127.0.0.3 keeps its 200s; the block expires by itself.
+front of a small real server that answers 404 for ``/media/gone...``, or of the real app. A scanner
+on 127.0.0.2 is found in HAProxy's real log by ``summit guard`` with automatic blocking on, and
+blocked at the front door (403, every request) while 127.0.0.3 keeps its 200s; the block expires by
+itself. Credential stuffing from 127.0.0.2 against the app behind HAProxy gets it blocked the same way.
 ``summit shield block``/``unblock``/``clear``/``show`` drive the same list; a HAProxy started
 while a block holds loads it from the file; exempt sources are never blocked; each block and lift
 is an audit record."""
@@ -204,3 +205,59 @@ async def test_summit_shield_blocks_lifts_and_shows_and_a_restarted_edge_loads_t
     assert shield_cli(stage_1k, "block", SCANNER, "--for", "soon").exit_code == 2
     actions = [(e.action, e.details["source"]) for e in search(stage_1k, Query(action="shield:*"))]
     assert actions == [("shield:Block", SCANNER), ("shield:Unblock", SCANNER), ("shield:Unblock", OTHER)]
+
+
+async def test_credential_stuffing_against_the_app_behind_haproxy_blocks_the_source_at_the_edge(tmp_path: Path,
+                                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path: the app (``summit serve``, stage 1 on SQLite) behind the front door, which it
+    trusts for the client address; its audit log names 127.0.0.2 as the stuffer; the guard's run
+    blocks it at the edge, before the app."""
+    from summit.blueprint import load_blueprint
+    from summit.engines.app import AppServer
+
+    for name in [n for n in os.environ if n.startswith("SUMMIT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SUMMIT_AUTH__ARGON2_TIME_COST", "1")  # the app server's environment: cheap hashes
+    monkeypatch.setenv("SUMMIT_AUTH__ARGON2_MEMORY_KIB", "1024")
+    layout = Layout(tmp_path)
+    ports = layout.ports(["haproxy", "haproxy-stats", "web-1"])
+    blueprint = load_blueprint(environ={}, overrides={"data_dir": str(tmp_path), "server": {"trusted_proxies": "127.0.0.1"}})
+    web = AppServer("web-1", blueprint, port=ports["web-1"])
+    proxy = HAProxy("haproxy", "127.0.0.1", ports["haproxy"], ports["haproxy-stats"], [web], check_interval_ms=200, shield=Shield())
+    supervisor = Supervisor(layout, [web, proxy], on_event=lambda text: None)
+    await supervisor.start()
+    try:
+        edge = Front(proxy, layout)
+        deadline = time.monotonic() + 30
+        while proxy.server_states() != {"web-1": "UP"}:
+            assert time.monotonic() < deadline, proxy.server_states()
+            await asyncio.sleep(0.1)
+        with httpx.Client(base_url=edge.url, transport=httpx.HTTPTransport(local_address=SCANNER), timeout=30) as attacker:
+            statuses = [attacker.post("/api/v1/sessions", json={"login": f"nobody{n}@example.com", "password": "Password123!"}).status_code
+                        for n in range(10)]
+        assert statuses == [401] * 10
+
+        blocking = GuardBlocking(enabled=True, seconds=8, never=[])
+        detector = Detector(tmp_path, Guard(blocking=blocking), access_logs=["logs/haproxy.log"],
+                            blocker=Blocker(tmp_path, blocking, protected=[]))
+        report = detector.run()
+        assert [(f.type, f.source) for f in report.new] == [("CredentialAccess:User/CredentialStuffing", SCANNER)]
+        assert report.blocking is not None and [b.source for b in report.blocking.blocks] == [SCANNER]
+        assert report.blocking.edge == "pushed"
+
+        refused = edge.get(SCANNER, "/api/v1/users/someone")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+        assert set(edge.served()) == {SCANNER}
+
+        def logged() -> list[str]:
+            lines = (tmp_path / "logs" / "haproxy.log").read_text().splitlines()
+            return [x for x in lines if x.startswith(f"{SCANNER}:") and "/api/v1/users/someone" in x]
+
+        wait_for(lambda: bool(logged()), 5, "HAProxy logged the refusal")
+        [line] = logged()
+        assert "<NOSRV>" in line and " 403 " in line  # answered by the edge: the app never saw it
+        assert edge.get(OTHER, "/healthz").status_code == 200
+        assert edge.get(OTHER, "/api/v1/users/someone").status_code == 404
+        wait_for(lambda: edge.get(SCANNER, "/healthz").status_code == 200, 12, "the block expired at the edge")
+    finally:
+        await supervisor.stop()
