@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import ssl
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,7 +29,8 @@ from summit.bench import procs, wrk
 from summit.bench.net import free_port
 
 
-def wait_http(url: str, *, timeout: float = 30.0, process: procs.Started | None = None, interval: float = 0.1) -> float:
+def wait_http(url: str, *, timeout: float = 30.0, process: procs.Started | None = None, interval: float = 0.1,
+              verify: ssl.SSLContext | bool = True) -> float:
     """Until ``url`` answers 2xx (bounded by ``timeout``), polling every ``interval`` seconds;
     raise if the process died first. Returns the seconds it took."""
     started = time.monotonic()
@@ -40,7 +42,7 @@ def wait_http(url: str, *, timeout: float = 30.0, process: procs.Started | None 
                 tail = "\n".join(process.log_path.read_text(errors="replace").splitlines()[-8:])
             raise RuntimeError(f"{process.name} exited with {process.popen.returncode}" + (f"; the end of its log:\n{tail}" if tail else ""))
         try:
-            if httpx.get(url, timeout=1).is_success:
+            if httpx.get(url, timeout=1, verify=verify).is_success:
                 return time.monotonic() - started
         except httpx.HTTPError:
             pass

@@ -29,7 +29,7 @@ from rich.console import Console
 
 from summit.bench import flame, mailcodes
 from summit.bench.http import HttpClient
-from summit.bench.net import check_loopback_url
+from summit.bench.net import check_loopback_url, tls_for
 from summit.bench.options import BenchError, Options
 from summit.bench.phases import raw, seeding, stage
 from summit.bench.session import Session
@@ -172,7 +172,7 @@ def profile(o: ProfileOptions, console: Console | None = None) -> Profiled:
         host, port = check_loopback_url(url)
 
         async def load() -> tuple[int, int]:
-            async with HttpClient(host, port, max_connections=o.connections, timeout=30) as client:
+            async with HttpClient(host, port, max_connections=o.connections, timeout=30, ssl=tls_for(url)) as client:
                 return await closed_loop(client, request, connections=o.connections, max_requests=o.max_requests, seconds=o.seconds)
 
         t0 = time.monotonic()

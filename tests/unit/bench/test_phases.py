@@ -279,19 +279,22 @@ RECORD_10K = {
         {"name": "varnish-regional", "kind": "varnish", "pid": 207, "address": "127.0.0.1:21007"},
         {"name": "varnish-edge", "kind": "varnish", "pid": 208, "address": "127.0.0.1:21008"},
         {"name": "haproxy", "kind": "haproxy", "pid": 209, "address": "127.0.0.1:8000"},
+        {"name": "waf-1", "kind": "waf", "pid": 210, "address": "127.0.0.1:21010"},
+        {"name": "waf-2", "kind": "waf", "pid": 211, "address": "127.0.0.1:21011"},
     ],
 }
 
 
 def test_every_engine_of_stage_10k_is_a_part_of_the_server() -> None:
     parts = stage.parts_of(RECORD_10K, 200)
-    assert list(parts) == ["app", "database", "cache", "objects", "proxy", "cdn", "supervisor"]
+    assert list(parts) == ["app", "database", "cache", "objects", "proxy", "cdn", "waf", "supervisor"]
     assert parts["app"].pids == (205, 206)  # both app servers, each with its granian worker
     assert parts["database"].pids == (201, 202) and parts["database"].proportional
     assert parts["cache"].pids == (203,) and parts["objects"].pids == (204,) and parts["proxy"].pids == (209,)
     assert parts["cdn"].pids == (207, 208) and not parts["cdn"].proportional  # both tiers
+    assert parts["waf"].pids == (210, 211)  # every WAF process
     note = stage.server_note(load_blueprint(environ={}, overrides={"stage": "10k"}), parts)
-    for name in ("Redis", "SeaweedFS", "HAProxy", "Varnish", "PgBouncer", "2 streaming replicas", "supervisor"):
+    for name in ("Redis", "SeaweedFS", "HAProxy", "Varnish", "PgBouncer", "2 streaming replicas", "supervisor", "ModSecurity"):
         assert name in note, name
 
 
@@ -303,9 +306,9 @@ def test_each_app_server_is_scraped_on_its_own_port() -> None:
 
 def test_the_parts_a_stage_runs_before_it_runs() -> None:
     assert stage.default_parts(load_blueprint(environ={}, overrides={"stage": "1+"})) == ["app", "database", "supervisor"]
-    assert stage.default_parts(load_blueprint(environ={}, overrides={"stage": "1k"})) == ["app", "database", "proxy", "supervisor"]
+    assert stage.default_parts(load_blueprint(environ={}, overrides={"stage": "1k"})) == ["app", "database", "proxy", "waf", "supervisor"]
     assert stage.default_parts(load_blueprint(environ={}, overrides={"stage": "10k"})) == [
-        "app", "database", "cache", "objects", "proxy", "cdn", "supervisor",
+        "app", "database", "cache", "objects", "proxy", "cdn", "waf", "supervisor",
     ]
 
 

@@ -87,20 +87,23 @@ def test_a_tiny_run_at_stage_1_plus_measures_the_app_and_the_database_apart(tmp_
 @pytest.mark.timeout(180)
 @pytest.mark.skipif(not _engines_installed("1k"), reason="stage 1k needs PostgreSQL, PgBouncer and HAProxy (summit engines install --stage 1k)")
 def test_a_tiny_run_at_stage_1k_goes_through_the_front_door(tmp_path: Path) -> None:
-    """HAProxy on the public port, two app servers: each server's counters scraped on its own port
-    and added up, HAProxy a part of the server, the front-door baselines beside the raw reads."""
+    """HAProxy on the public port (HTTPS, the preset's TLS), two WAF processes, two app servers: each
+    server's counters scraped on its own port and added up, HAProxy and the WAF tier parts of the
+    server, the front-door baselines beside the raw reads."""
     options = Options(
         start=True, stage="1k", users=2, posts=2, probes=1, duration=1, rates=[2.0], refine=0, max_steps=1, raw_seconds=1, media_bytes=20_000,
         photo_bytes=20_000, raw_only=("feed", "media"), out=tmp_path, command="pytest",
     )
     report, json_path, _ = run(options, Console(file=io.StringIO()))
     assert rep.load(json_path)["stage"] == "1k"
-    assert set(report["extra"]["stage"]["rss_at_rest_by_part"]) == {"app", "database", "proxy", "supervisor"}
+    assert set(report["extra"]["stage"]["rss_at_rest_by_part"]) == {"app", "database", "proxy", "waf", "supervisor"}
+    assert any(note.startswith("the front door speaks HTTPS") for note in report["notes"])  # the load went over TLS
+    assert any("speaks plain HTTP, with no WAF tier" in note for note in report["notes"])  # the baselines' HAProxy
     assert report["baselines"]["hello_front_door_rps"] > 0 and report["baselines"]["nginx_front_door_photo_rps"] > 0, report["notes"]
     feed = next(row for row in report["raw"] if row["key"] == "feed")
     media = next(row for row in report["raw"] if row["key"] == "media")
     assert feed["ratio_to_hello_front_door"] > 0 and media["ratio_to_nginx_front_door"] > 0
-    assert set(feed["cpu_ms_by_part"]) == {"app", "database", "proxy", "supervisor"}
+    assert set(feed["cpu_ms_by_part"]) == {"app", "database", "proxy", "waf", "supervisor"} and feed["cpu_ms_by_part"]["waf"] > 0
     # the two app servers' counters, added up: every feed read wrk saw answered is counted once
     assert feed["counters"]["requests"] >= feed["rps"] * 0.9 and feed["counters"]["sql_statements_per_request"] > 0  # no shared cache at 1k
     headline = report["extra"]["headline"]

@@ -122,8 +122,16 @@ def front_door(session: Session, blueprint: Any, media: MediaPhoto | None, out: 
         _keep(out, "nginx_front_door_photo_rps", NGINX_FRONT_LABEL, found.photo, session)
     if found.hello.rps is not None:
         session.notes.append(FRONT_DOOR_NOTE.format(servers=servers))
+        edge = [what for what, on in (("TLS (HTTPS at the front door)", blueprint.tls),
+                                      ("the WAF tier (nginx + ModSecurity + CRS on the dynamic path)", blueprint.engines.waf.enabled)) if on]
+        if edge:
+            session.notes.append(FRONT_DOOR_EDGE_NOTE.format(edge=" and ".join(edge)))
 
 
+FRONT_DOOR_EDGE_NOTE = (
+    "the front-door baselines' HAProxy is the bench's own and speaks plain HTTP, with no WAF tier; the stage runs {edge}: "
+    "the ratios to them include what those cost (the photo's does not pass the WAF: the CDN serves it)"
+)
 FRONT_DOOR_NOTE = (
     "front-door baselines: a second HAProxy rendered by the stage's own engine unit (same configuration: health checks, "
     "retries, X-Forwarded-For, request ids, access log), under the control plane's supervisor, in front of {servers} bare "

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from summit.bench import counters, loadgen, procs
 from summit.bench import report as rep
 from summit.bench.http import HttpClient
-from summit.bench.net import check_loopback_url
+from summit.bench.net import check_loopback_url, tls_for
 from summit.bench.scenarios import Scenarios
 from summit.bench.seed import Seeded
 from summit.bench.session import Session
@@ -116,7 +116,7 @@ def _drive(session: Session, url: str, data: Seeded, photo: bytes, rate: float, 
                 bar.update(task, completed=stats["done"], p99=f"{loadgen.percentile(latencies[-int(rate * 2) - 1:], 99):.1f} ms", errors=stats["errors"])
 
         async def go() -> tuple[list[loadgen.Result], float]:
-            async with HttpClient(host, port, max_connections=o.connections, timeout=o.request_timeout) as client:
+            async with HttpClient(host, port, max_connections=o.connections, timeout=o.request_timeout, ssl=tls_for(url)) as client:
                 scen = Scenarios(client, data, photo=photo, upload_timeout=max(o.request_timeout, 30))
                 t0 = time.monotonic()
                 results = await loadgen.run_open_loop(

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from summit.bench.http import HttpClient, multipart
-from summit.bench.net import check_loopback_url
+from summit.bench.net import check_loopback_url, tls_for
 from summit.bench.seed import Seeded
 from summit.bench.session import Session
 
@@ -70,7 +70,7 @@ def measure(session: Session, url: str, data: Seeded, photo: bytes, idle_share: 
     count = max(1, session.o.probes)
 
     async def go() -> dict[str, Any]:
-        async with HttpClient(host, port, max_connections=2, timeout=60) as client:
+        async with HttpClient(host, port, max_connections=2, timeout=60, ssl=tls_for(url)) as client:
             web, worker = await _uploads(session, client, data, photo, idle_share, get_post_cpu_ms or 0.0, count)
             signups = await _signups(session, client, data, idle_share, count)
         return {"upload_web_ms": _mean(web), "upload_worker_ms": _mean(worker), "signup_ms": _mean(signups), "uploads": len(web), "signups": len(signups)}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from summit.bench import baselines, counters, frontdoor
+from summit.bench.net import verify_for
 from summit.bench.phases.seeding import MediaPhoto
 from summit.bench.seed import Seeded
 from summit.bench.session import Session
@@ -73,7 +74,7 @@ def prime(url: str, path: str, headers: dict[str, str]) -> None:
     import httpx
 
     try:
-        httpx.get(url + path, headers=headers, timeout=10)
+        httpx.get(url + path, headers=headers, timeout=10, verify=verify_for(url))
     except httpx.HTTPError:
         pass
 
@@ -84,7 +85,7 @@ def cdn_check(url: str, path: str) -> dict[str, Any] | None:
     import httpx
 
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
+        with httpx.Client(base_url=url, timeout=10, verify=verify_for(url)) as client:
             client.get(path)
             second = client.get(path)
     except httpx.HTTPError:
@@ -107,7 +108,7 @@ def settle(session: Session, url: str, *, timeout: float = 60.0) -> float:
                 break
         else:
             try:
-                if httpx.get(url + "/healthz", timeout=1).is_success:
+                if httpx.get(url + "/healthz", timeout=1, verify=verify_for(url)).is_success:
                     break
             except httpx.ConnectError:
                 break

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from summit.bench.http import HttpClient, multipart
 from summit.bench.mailcodes import CodeReader
-from summit.bench.net import check_loopback_url
+from summit.bench.net import check_loopback_url, tls_for
 from summit.bench.seed import Seeded, make_jpeg, seed
 from summit.bench.session import Session
 
@@ -39,7 +39,7 @@ def seed_stage(session: Session, url: str, reader: CodeReader | None, *, users: 
 
         async def go() -> Seeded:
             try:
-                async with HttpClient(host, port, max_connections=16, timeout=120) as client:
+                async with HttpClient(host, port, max_connections=16, timeout=120, ssl=tls_for(url)) as client:
                     mailed = reader.code if reader is not None else None
                     return await asyncio.wait_for(seed(client, users=users, posts=posts, progress=progress, mailed_code=mailed), timeout=900)
             finally:
@@ -69,7 +69,7 @@ def media_photo(session: Session, url: str, data: Seeded, target_bytes: int, *, 
     async def go() -> MediaPhoto | None:
         best: MediaPhoto | None = None
         ask = target_bytes
-        async with HttpClient(host, port, max_connections=2, timeout=60) as client:
+        async with HttpClient(host, port, max_connections=2, timeout=60, ssl=tls_for(url)) as client:
             for i in range(attempts):
                 got = await _post_and_fetch(client, data, make_jpeg(ask, seed=100 + i))
                 if got is None:
@@ -95,7 +95,7 @@ def warm_feeds(session: Session, url: str, data: Seeded, *, concurrency: int = 8
 
     async def go() -> int:
         ok = 0
-        async with HttpClient(host, port, max_connections=concurrency, timeout=30) as client:
+        async with HttpClient(host, port, max_connections=concurrency, timeout=30, ssl=tls_for(url)) as client:
             gate = asyncio.Semaphore(concurrency)
 
             async def one(user: Any) -> bool:

@@ -12,16 +12,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from summit.bench import baselines, frontdoor, procs
-from summit.bench.net import free_port
+from summit.bench.net import free_port, tls_for, trust, verify_for
 from summit.bench.options import LONG_TOKENS, BenchError, Options
 from summit.bench.session import Session
 
 
 @dataclass
 class Stage:
-    url: str
+    url: str  # where the load goes: the public URL (https://127.0.0.1:<https_port> when the front door speaks TLS)
     blueprint: Any
     port: int
+    https_port: int | None = None  # HTTPS at the front door (engines.haproxy.tls), a free port of the run's own
     startup: dict[str, float | None] = field(default_factory=dict)  # "first_start_s", "restart_s"
     media: Any = None  # the MediaPhoto posted for the raw GET /media/<photo> run, once seeded
 
@@ -47,6 +48,9 @@ def blueprint_for(o: Options, workdir: Path) -> Any:
         return load_blueprint(config_file(o), environ={}, overrides={**overrides, "data_dir": str(workdir / "data")})
     if o.data_dir is not None:
         overrides["data_dir"] = str(Path(o.data_dir).resolve())
+        ca = Path(o.data_dir).resolve() / "certs" / "ca.pem"  # a stage whose front door speaks HTTPS: its own CA
+        if (o.url or "").startswith("https://") and ca.is_file():
+            trust(o.url or "", ca)
     blueprint = load_blueprint(o.config, overrides=overrides)
     running = running_stage(o.url or "")
     if running != blueprint.stage:
@@ -58,7 +62,7 @@ def running_stage(url: str) -> str:
     import httpx
 
     try:
-        health = httpx.get(url.rstrip("/") + "/healthz", timeout=5)
+        health = httpx.get(url.rstrip("/") + "/healthz", timeout=5, verify=verify_for(url))
     except httpx.HTTPError as error:
         raise BenchError(f"{url}/healthz: {error}: is the stage running?") from None
     if not health.is_success:
@@ -66,15 +70,22 @@ def running_stage(url: str) -> str:
     return str(health.json().get("stage", ""))
 
 
-def start(session: Session, blueprint: Any, env_extra: dict[str, str], port: int | None = None) -> tuple[Stage, procs.Started]:
-    """``summit up`` on a free loopback port (or ``port``), pinned to the server's core; the
-    seconds from its start to the first 200 on ``/healthz`` go in ``startup``."""
+def start(session: Session, blueprint: Any, env_extra: dict[str, str], port: int | None = None,
+          https_port: int | None = None) -> tuple[Stage, procs.Started]:
+    """``summit up`` on a free loopback port (or ``port``; and ``https_port`` for HTTPS when the
+    front door speaks TLS), pinned to the server's core; the seconds from its start to the first
+    200 on ``/healthz`` (over plain HTTP: the front door lets it through) go in ``startup``."""
     port = port or free_port()
+    if blueprint.tls:
+        while https_port is None or https_port == port:
+            https_port = free_port()
     engines = blueprint.engines.any()
     if engines:
         engines_can_enter(session.workdir)
     summit = Path(sys.executable).with_name("summit")
     argv = [str(summit) if summit.exists() else "summit", "up", "--port", str(port), "--data-dir", str(blueprint.data_dir)]
+    if https_port is not None:
+        argv += ["--https-port", str(https_port)]
     if session.o.stage:
         argv += ["--stage", session.o.stage]
     config = config_file(session.o)
@@ -107,7 +118,20 @@ def start(session: Session, blueprint: Any, env_extra: dict[str, str], port: int
         if session.server_core is not None and "app" in session.parts:
             for pid in session.parts["app"].pids:
                 procs.pin_tree(pid, session.server_core)
-    return Stage(f"http://127.0.0.1:{port}", blueprint, port, {"first_start_s": seconds}), proc
+    url = f"http://127.0.0.1:{port}"
+    if https_port is not None:  # the load goes over HTTPS, as a user's would, verified against the stage's own CA
+        url = f"https://127.0.0.1:{https_port}"
+        ca = Path(blueprint.data_dir) / "certs" / "ca.pem"
+        trust(url, ca)
+        baselines.wait_http(url + "/healthz", timeout=30, process=proc, verify=tls_for(url))
+        if (note := TLS_NOTE.format(port=https_port)) not in session.notes:
+            session.notes.append(note)
+    return Stage(url, blueprint, port, https_port, {"first_start_s": seconds}), proc
+
+
+TLS_NOTE = ("the front door speaks HTTPS (engines.haproxy.tls): every request of the run goes to https://127.0.0.1:{port} "
+            "(TLS 1.3 from HAProxy, a keep-alive connection per client connection); the Python client verifies the stage's own "
+            "CA (<data_dir>/certs/ca.pem), wrk does not verify certificates; the time to the first /healthz is over plain HTTP")
 
 
 # the bench's load generators (wrk, the Python client) reach the stage from this address
@@ -144,7 +168,7 @@ def wait_ready(data_dir: Path, proc: procs.Started, *, timeout: float = 30.0) ->
 # the part of the server each kind of engine process belongs to (an unknown kind: "other engines")
 PART_OF_KIND = {
     "app": "app", "postgres": "database", "pgbouncer": "database", "redis": "cache", "seaweedfs": "objects",
-    "haproxy": "proxy", "varnish": "cdn",
+    "haproxy": "proxy", "varnish": "cdn", "waf": "waf",
 }
 # what each part is, for the notes
 PART_NAMES = {
@@ -154,6 +178,7 @@ PART_NAMES = {
     "objects": "SeaweedFS (the S3 store)",
     "proxy": "HAProxy (the front door)",
     "cdn": "Varnish (the CDN's edge and regional tiers)",
+    "waf": "the WAF tier (nginx + ModSecurity + OWASP CRS, each process)",
     "other engines": "other engines",
     "supervisor": "the supervisor (summit up) alone",
 }
@@ -220,6 +245,7 @@ def default_parts(blueprint: Any) -> list[str]:
     found += ["objects"] if e.seaweedfs.enabled else []
     found += ["proxy"] if e.haproxy.enabled else []
     found += ["cdn"] if e.varnish.enabled else []
+    found += ["waf"] if e.waf.enabled and e.haproxy.enabled else []
     return [*found, "supervisor"]
 
 
@@ -244,7 +270,7 @@ def engines_can_enter(workdir: Path) -> None:
 def restart(session: Session, stage: Stage, seeding: procs.Started) -> procs.Started:
     """Stop the seeding server, start the stage again with the blueprint's own settings."""
     session.stop(seeding)
-    again, proc = start(session, stage.blueprint, {}, port=stage.port)
+    again, proc = start(session, stage.blueprint, {}, port=stage.port, https_port=stage.https_port)
     stage.startup["restart_s"] = again.startup["first_start_s"]
     return proc
 
@@ -253,7 +279,7 @@ def attach(session: Session, blueprint: Any, url: str) -> Stage:
     """A stage started elsewhere: find its server process by its listening port (needs root);
     with engines, its supervisor and their parts from the state file of its data directory."""
     url = url.rstrip("/")
-    port = urlsplit(url).port or 80
+    port = urlsplit(url).port or (443 if url.startswith("https://") else 80)
     session.server_pid = procs.server_root(port)
     if session.server_pid is not None and blueprint.engines.any():
         from summit.engines import state
