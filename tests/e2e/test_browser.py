@@ -628,11 +628,13 @@ def test_the_10k_stage_shows_its_processes_refuses_twins_and_keeps_logs(stage_10
     by_name = {p["name"]: p for p in report["processes"]}
     assert set(by_name) == {"postgres-primary", "postgres-replica-1", "postgres-replica-2", "pgbouncer-primary",
                             "pgbouncer-replica-1", "pgbouncer-replica-2", "redis", "seaweedfs", "web-1", "web-2",
-                            "varnish-regional", "varnish-edge", "haproxy"}
+                            "waf-1", "waf-2", "varnish-regional", "varnish-edge", "haproxy"}
     assert all(p["healthy"] and p["pid"] and p["address"].startswith("127.0.0.1:") for p in by_name.values())
     assert by_name["postgres-primary"]["role"] == "primary" and by_name["postgres-replica-2"]["role"] == "replica"
-    servers = by_name["haproxy"]["details"]["servers"]  # HAProxy's own view of what it balances
-    assert set(servers) == {"web/web-1", "web/web-2", "cdn/varnish-edge"} and all(s.startswith("UP") for s in servers.values())
+    servers = by_name["haproxy"]["details"]["servers"]  # HAProxy's own view of what it balances: the WAF tier, and the CDN
+    assert set(servers) == {"web/waf-1", "web/waf-2", "cdn/varnish-edge"} and all(s.startswith("UP") for s in servers.values())
+    assert all("events" in by_name[name]["details"] for name in ("waf-1", "waf-2"))
+    assert report["url"] == stage_10k.url and report["url"].startswith("https://")  # checked through HTTPS, trusting the stage's CA
     assert {"hits", "misses", "hit_ratio"} <= set(by_name["varnish-edge"]["details"])
     assert "password" not in out.stdout.lower() or "***" in out.stdout  # no secret on screen
     twin = subprocess.run([summit, "up", "--stage", "10k", "--data-dir", data_dir, "--port", "1"], capture_output=True, text=True, timeout=60)
