@@ -2,8 +2,8 @@
 HAProxy with TLS at the front door, two WAF processes (nginx + ModSecurity + CRS) in its `web`
 backend, each proxying to the two app servers; PostgreSQL behind PgBouncer. Under a steady, bounded
 load through the front door (HTTPS, trusting the stage's exported CA), an app server is killed, a
-WAF process is killed, and an app server is restarted with `summit restart`: no request fails, and
-each comes back into rotation."""
+WAF process is killed, and an app server and a WAF process are restarted with `summit restart`:
+no request fails, and each comes back into rotation."""
 
 from __future__ import annotations
 
@@ -137,12 +137,10 @@ def test_killing_a_waf_process_under_load_fails_no_request_and_it_comes_back(sta
           and stage.backend("web") == WAFS)
 
 
-def test_restarting_an_app_server_drains_it_first_so_not_even_a_post_fails(stage_1k) -> None:  # noqa: ANN001
-    """`summit restart web-2`: every WAF process marks it down and reloads (no new request goes to
-    it; those in flight finish), it stops and comes back, and returns to rotation. POSTs are never
-    sent twice, so a single one lost to the restart would show."""
-    stage = stage_1k
-    old_pid = stage.processes()["web-2"]["pid"]
+def _posts_during(stage: RunningStage, action) -> tuple[list[int], object]:  # noqa: ANN001
+    """Three keep-alive HTTPS clients sending POSTs (never sent twice by HAProxy or nginx, so a
+    single one lost would show) while ``action()`` runs, for 30 s and 5,000 requests at most; the
+    statuses (0: no answer) and what ``action`` returned."""
     deadline = time.monotonic() + 30
     statuses: list[int] = []
     done = False
@@ -158,11 +156,23 @@ def test_restarting_an_app_server_drains_it_first_so_not_even_a_post_fails(stage
     with ThreadPoolExecutor(3) as pool:
         running = [pool.submit(client) for _ in range(3)]
         time.sleep(0.5)
-        restart = stage.summit("restart", "web-2")
-        time.sleep(0.5)
-        done = True
+        try:
+            result = action()
+            time.sleep(0.5)
+        finally:
+            done = True
         for future in running:
             future.result()
+    return statuses, result
+
+
+def test_restarting_an_app_server_drains_it_first_so_not_even_a_post_fails(stage_1k) -> None:  # noqa: ANN001
+    """`summit restart web-2`: every WAF process, drained in HAProxy in turn, marks it down and
+    reloads (no new request goes to it; those in flight finish), it stops and comes back, and
+    returns to rotation."""
+    stage = stage_1k
+    old_pid = stage.processes()["web-2"]["pid"]
+    statuses, restart = _posts_during(stage, lambda: stage.summit("restart", "web-2"))
     assert restart.returncode == 0, restart.stdout + restart.stderr
     assert "drained: the WAF tier sends it no new requests" in restart.stderr and "back in rotation" in restart.stderr
     failed = [s for s in statuses if s != 202]
@@ -170,3 +180,18 @@ def test_restarting_an_app_server_drains_it_first_so_not_even_a_post_fails(stage
     assert stage.processes()["web-2"]["pid"] != old_pid
     assert _up_in_every_waf(stage, "web-2")
     _wait("web-2 back in rotation behind the WAF tier", lambda: _both_app_servers_get_requests(stage, 20)["web-2"] >= 3)
+
+
+def test_restarting_a_waf_process_drains_it_in_haproxy_so_not_even_a_post_fails(stage_1k) -> None:  # noqa: ANN001
+    """`summit restart waf-2`: HAProxy sends it nothing new, it finishes what it has (SIGQUIT), the
+    supervisor starts it again, and HAProxy takes it back."""
+    stage = stage_1k
+    _wait("both WAF processes UP", lambda: stage.backend("web") == WAFS or stage.backend("web"), 20)
+    old_pid = stage.processes()["waf-2"]["pid"]
+    statuses, restart = _posts_during(stage, lambda: stage.summit("restart", "waf-2"))
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert "waf-2 drained: no new requests go to it" in restart.stderr and "waf-2 back in rotation" in restart.stderr
+    failed = [s for s in statuses if s != 202]
+    assert len(statuses) > 50 and failed == [], f"{len(failed)} of {len(statuses)} requests failed: {set(failed)}"
+    assert stage.processes()["waf-2"]["pid"] != old_pid
+    _wait("waf-2 UP in HAProxy's web backend", lambda: stage.backend("web") == WAFS or stage.backend("web"), 20)

@@ -156,9 +156,10 @@ def restart(
     data_dir: DataDirOpt = None,
     drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for an app server's requests in flight to finish.")] = 30.0,
 ) -> None:
-    """Restart one process of the running stage. An app server behind HAProxy is drained first (no
-    new request goes to it; those in flight finish), stopped, started again by the supervisor, and
-    put back into rotation once it answers: no request fails for it."""
+    """Restart one process of the running stage. An app server behind HAProxy (or behind the WAF
+    tier), and a WAF process, is drained first (no new request goes to it; those in flight finish),
+    stopped, started again by the supervisor, and put back into rotation once it answers: no
+    request fails for it."""
     from summit.engines.haproxy import runtime, runtime_socket, sessions
 
     blueprint = blueprint_or_exit(config, data_dir=data_dir)
@@ -176,7 +177,10 @@ def restart(
     behind = balancer is not None and processes[name].get("kind") == "app"
     # with the WAF tier on (engines.waf), HAProxy sends the dynamic path to the WAF processes: they drain it
     wafs = [p for p in processes.values() if p.get("kind") == "waf" and p.get("pid")] if behind else []
-    socket_path = runtime_socket(layout, json.loads((data / "engines" / "ports.json").read_text())["haproxy-stats"]) if behind else None
+    # a WAF process is one of HAProxy's servers: drained there like an app server without the WAF tier
+    waf_behind = balancer is not None and processes[name].get("kind") == "waf"
+    socket_path = (runtime_socket(layout, json.loads((data / "engines" / "ports.json").read_text())["haproxy-stats"])
+                   if behind or waf_behind else None)
     front = socket_path
     if wafs:
         _waf_tier(layout, wafs, name, down=True, timeout=drain_timeout, front=front)
@@ -192,13 +196,16 @@ def restart(
     import os
     import signal
 
-    os.kill(old_pid, signal.SIGINT if processes[name].get("kind") in ("app", "postgres") else signal.SIGTERM)
+    stop = {"app": signal.SIGINT, "postgres": signal.SIGINT, "waf": signal.SIGQUIT}  # SIGQUIT: nginx finishes what it has
+    os.kill(old_pid, stop.get(processes[name].get("kind"), signal.SIGTERM))
     console.print(f"summit: {name} (pid {old_pid}) stopping; the supervisor starts it again")
     deadline = time.monotonic() + 120
     while True:
         current = {p["name"]: p for p in (state.read(data) or {}).get("processes", [])}.get(name, {})
         if current.get("pid") not in (None, old_pid) and current.get("state") == "running":
-            if not behind or probes.app_healthy(current["address"]):
+            if waf_behind and probes.waf_healthy(current["address"]):
+                break
+            if not waf_behind and (not behind or probes.app_healthy(current["address"])):
                 break
         if time.monotonic() > deadline:
             console.print(f"[red]error:[/red] {name} did not come back within 120 s: see `summit logs {name}`")
