@@ -325,6 +325,26 @@ def test_the_waf_is_on_from_1k_in_the_presets_and_needs_the_front_door(tmp_path:
         load_blueprint(environ={}, overrides={"stage": "1+", "engines": {"waf": {"enabled": True}}})
 
 
+def test_a_socket_left_by_a_killed_process_is_removed_before_it_starts_again(tmp_path: Path) -> None:
+    """nginx cannot bind a unix socket whose file exists: after a SIGKILL the supervisor could
+    never restart the process if prepare() left it there."""
+    import socket
+
+    root = Path(tempfile.mkdtemp(prefix="summit-waf-sock-", dir="/tmp"))
+    root.chmod(0o755)  # nginx's workers (www-data, under root) must reach the stage
+    try:
+        layout, waf = Layout(root), Waf("waf-1", free_port(), [])
+        path = waf.inspect_socket(layout)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as left:  # bound, then gone: the file stays, as after a SIGKILL
+            left.bind(str(path))
+        assert path.exists()
+        waf.prepare(layout)
+        assert not path.exists() and (waf.home(layout) / "nginx.conf").is_file()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_every_exclusion_is_narrow() -> None:
     """Each exclusion names a path (anchored), methods and targets: none turns a rule off everywhere."""
     for exclusion in EXCLUSIONS:
