@@ -315,6 +315,28 @@ def test_a_crash_leaves_an_unsealed_file_that_the_next_start_witnesses(tmp_path:
     assert codes(verify(tmp_path)) == ["file_extended"]
 
 
+def test_a_chain_that_closes_while_another_starts_is_witnessed_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race of processes starting and stopping at once: the first chain seals its end after the
+    starting one listed the directory and before it asked whether the first's writer lives."""
+    from summit.security.audit import witness as witness_module
+
+    first = AuditLog(tmp_path).start()
+    first.submit("posts:Create", user_id=1, status=201).result(timeout=10)
+    alive = witness_module.writer_alive
+
+    def closing_meanwhile(path: Path) -> bool:
+        first.close()  # idempotent: only the first call seals
+        return alive(path)
+
+    monkeypatch.setattr(witness_module, "writer_alive", closing_meanwhile)
+    second = AuditLog(tmp_path).start()
+    second.close()
+    report = verify(tmp_path)
+    assert report.ok, report.findings
+    genesis = json.loads((tmp_path / "audit" / second._chain.chain_id / digest_name(0)).read_text())
+    assert [w["state"] for w in genesis["witness"]] == ["final"]
+
+
 def _child_hits_the_file_size_limit(data: str) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
     resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))

@@ -54,16 +54,21 @@ def list_chains(audit_dir: Path) -> tuple[list[ChainDir], list[str]]:
         if not (entry.is_dir(follow_symlinks=False) and CHAIN_RE.match(entry.name)):
             strays.append(entry.name)
             continue
-        chain = ChainDir(entry.name, Path(entry.path))
-        for item in sorted(os.listdir(entry.path)):
-            if m := FILE_RE.match(item):
-                chain.files[int(m.group(1))] = chain.path / item
-            elif m := DIGEST_RE.match(item):
-                chain.digests[int(m.group(1))] = chain.path / item
-            elif item != LOCK_FILE and not (item.startswith(".") and item.endswith(".tmp")):
-                chain.others.append(item)
-        chains.append(chain)
+        chains.append(load_chain(Path(entry.path)))
     return chains, strays
+
+
+def load_chain(path: Path) -> ChainDir:
+    """What one chain's directory holds now."""
+    chain = ChainDir(path.name, path)
+    for item in sorted(os.listdir(path)):
+        if m := FILE_RE.match(item):
+            chain.files[int(m.group(1))] = chain.path / item
+        elif m := DIGEST_RE.match(item):
+            chain.digests[int(m.group(1))] = chain.path / item
+        elif item != LOCK_FILE and not (item.startswith(".") and item.endswith(".tmp")):
+            chain.others.append(item)
+    return chain
 
 
 def writer_alive(chain_path: Path) -> bool:

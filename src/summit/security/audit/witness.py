@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from summit.security.audit.format import digest_name
 from summit.security.audit.keys import signature_valid
-from summit.security.audit.read import ChainDir, Finding, head, list_chains, load_digest, sha256_file, writer_alive
+from summit.security.audit.read import ChainDir, Finding, head, list_chains, load_chain, load_digest, sha256_file, writer_alive
 
 
 def witness(audit_dir: Path, public_key: Ed25519PublicKey, exclude: str) -> list[dict]:
@@ -34,13 +34,19 @@ def witness(audit_dir: Path, public_key: Ed25519PublicKey, exclude: str) -> list
         previous = seen.get(chain.chain_id)
         if chain.chain_id != latest and previous and previous.get("state") in ("final", "dead"):
             continue
+        # alive first, then the head, from a listing made after: a writer seals its final digest
+        # before it lets its lock go, so a chain found not alive has no digest to come (the listing
+        # made at the start could witness a chain that closed meanwhile as dead before its end)
+        alive = writer_alive(chain.path)
+        if not alive:
+            chain = load_chain(chain.path)
         top = head(chain, public_key)
         if top is None:
             continue  # still starting, or damaged: verify reports it
         entry = {"chain": chain.chain_id, "seq": top["seq"], "signature": top["signature"]}
         if top.get("final"):
             entry["state"] = "final"
-        elif writer_alive(chain.path):
+        elif alive:
             entry["state"] = "live"
         else:
             entry["state"] = "dead"
