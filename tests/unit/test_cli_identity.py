@@ -55,3 +55,11 @@ def test_add_to_group_makes_a_confirmed_user_a_member(tmp_path: Path) -> None:
     assert summit("identity", "add-to-group", "carol", "admins", "-d", str(data)).exit_code == 0
     groups = json.loads(summit("identity", "groups", "--json", "-d", str(data)).output)
     assert groups == [{"name": "admins", "members": ["carol"], "policies": []}]
+
+
+def test_key_ids_never_read_as_options() -> None:
+    """A kid is a base64url thumbprint; one in 64 would start with '-' and `retire-key KID` would take it
+    for an option (CI met one)."""
+    from summit.security.identity.keys import _new_key
+
+    assert not [kid for kid in (_new_key().kid for _ in range(400)) if kid.startswith("-")]

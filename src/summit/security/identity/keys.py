@@ -75,7 +75,7 @@ class KeySet:
         """Add a new key and make it the signing key; returns its kid."""
         if only_if_empty and self._stored() and (self.directory / "active").exists():
             return (self.directory / "active").read_text().strip()
-        key = OKPKey.generate_key("Ed25519", parameters={"alg": ALGORITHM, "use": "sig"}, auto_kid=True)
+        key = _new_key()
         self._seal(key)
         tmp = self.directory / f".active.{os.getpid()}"
         tmp.write_text(key.kid)
@@ -161,6 +161,15 @@ class KeySet:
                 raise RuntimeError(f"{path} holds key {key.kid!r}: name it {key.kid}.jwk, or remove it")
             self._seal(key)
             path.unlink(missing_ok=True)
+
+
+def _new_key() -> OKPKey:
+    """A new Ed25519 key whose kid (its thumbprint, base64url) does not start with ``-``: operators
+    pass kids to commands (``summit identity retire-key KID``), where one would read as an option."""
+    while True:
+        key = OKPKey.generate_key("Ed25519", parameters={"alg": ALGORITHM, "use": "sig"}, auto_kid=True)
+        if not key.kid.startswith("-"):
+            return key
 
 
 def _public(key: OKPKey) -> dict:
