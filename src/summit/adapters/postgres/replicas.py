@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -208,8 +210,12 @@ async def bounded(awaitable: Awaitable[T], timeout: float, driver: Callable[[], 
 
 class Deadline:
     """A bound on one statement without a task of its own (a timer, cancelled when it finishes in
-    time): when it fires, it closes the connection's socket, so the stuck call fails at once.
-    ``fired`` tells the caller that the failure was the bound's doing."""
+    time): when it fires, it shuts the connection's socket down, so the stuck call reads the end of
+    the stream at once and fails. ``fired`` tells the caller that the failure was the bound's doing.
+
+    Shut down, not closed: libpq's connection (and its descriptor) must stay valid under the
+    suspended call. ``pgconn.finish()`` freed it there, and the call, woken when a new socket
+    reused the descriptor number, ran on freed memory (a segfault under a replica's SIGKILL)."""
 
     __slots__ = ("fired", "_timer")
 
@@ -219,7 +225,11 @@ class Deadline:
 
     def _fire(self, driver: Any) -> None:
         self.fired = True
-        driver.pgconn.finish()
+        try:
+            with socket.socket(fileno=os.dup(driver.pgconn.socket)) as sock:  # a duplicate: closing it leaves libpq's
+                sock.shutdown(socket.SHUT_RDWR)
+        except Exception:  # noqa: BLE001  (no socket any more: the call has failed already)
+            pass
 
     def cancel(self) -> None:
         self._timer.cancel()
