@@ -117,10 +117,18 @@ async def test_pausing_a_replica_moves_reads_away_and_read_your_writes_holds(sta
 async def test_no_acknowledged_write_is_lost_across_a_clean_restart_of_the_primary(stage: PostgresStage, db) -> None:  # noqa: ANN001
     acknowledged: list[int] = []
     failed = 0
+    restarted = asyncio.Event()
 
     async def writer(first: int) -> None:
+        """Writes until 50 writes after the restart (at most 5,000: a fast machine must not finish
+        before the restart begins, a slow one must not write forever)."""
         nonlocal failed
-        for n in range(first, first + 400):
+        after = 0
+        for n in range(first, first + 5000):
+            if restarted.is_set():
+                after += 1
+                if after > 50:
+                    return
             try:
                 async with db.write() as conn:
                     await conn.execute(sa.insert(rows).values(id=n, v=n))
@@ -132,13 +140,16 @@ async def test_no_acknowledged_write_is_lost_across_a_clean_restart_of_the_prima
     async def restart_primary() -> None:
         await asyncio.sleep(0.5)
         primary = stage.unit("postgres-primary")
-        await asyncio.to_thread(primary.process.stop)  # SIGINT: a clean, fast shutdown
-        await asyncio.to_thread(stage.restart, "postgres-primary")
+        try:
+            await asyncio.to_thread(primary.process.stop)  # SIGINT: a clean, fast shutdown
+            await asyncio.to_thread(stage.restart, "postgres-primary")
+        finally:
+            restarted.set()
 
-    await asyncio.wait_for(asyncio.gather(writer(1000), writer(2000), restart_primary()), 120)
+    await asyncio.wait_for(asyncio.gather(writer(10_000), writer(20_000), restart_primary()), 120)
     assert failed > 0, "the restart came after every write: the test proved nothing"
     async with db.read(after_write=True) as conn:
-        stored = set((await conn.execute(sa.select(rows.c.id).where(rows.c.id >= 1000))).scalars())
+        stored = set((await conn.execute(sa.select(rows.c.id).where(rows.c.id >= 10_000))).scalars())
     assert set(acknowledged) <= stored, f"acknowledged but lost: {sorted(set(acknowledged) - stored)[:10]}"
 
 
