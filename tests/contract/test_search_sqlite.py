@@ -106,9 +106,16 @@ async def test_a_call_cancelled_on_its_thread_leaves_the_index_usable(tmp_path: 
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(search.query("oc"), 0.001)
             with pytest.raises(TimeoutError):
-                await asyncio.wait_for(search.clear("post"), 0.001)  # a clear of 20,000 takes far longer
+                await asyncio.wait_for(search.clear("post"), 0.001)  # a clear of 20,000 takes far longer ...
             await asyncio.sleep(0.3)
-            assert await search.count() == 20_000  # rolled back, and nothing went on in the background
+            count = await search.count()
+            # ... but on a loaded machine the thread may finish it before the interrupt reaches it (CI
+            # met it once): whole or nothing, never a part, and nothing going on in the background
+            assert count in (0, 20_000)
+            await asyncio.sleep(0.1)
+            assert await search.count() == count
+            if count == 0:
+                await search.index_many(posts(20_000))
         assert len((await search.query("ocean", limit=100)).hits) == 100
     finally:
         await search.close()
