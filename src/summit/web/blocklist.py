@@ -22,11 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 
 from summit.security.blocks import Block, BlockError, Blocklist, covers, source_key
-from summit.web.middleware import request_id
-from summit.web.ratelimit import ErrorPage
+from summit.web.ratelimit import ErrorPage, refuse
 
 log = logging.getLogger("summit.shield")
 RELOAD_SECONDS = 1.0
@@ -89,22 +87,7 @@ class BlocklistMiddleware:
         wait = max(1, math.ceil(block.remaining()))
         message = f"requests from your address are blocked (summit shield) after suspicious activity; retry in {wait} s"
         extra = [(b"retry-after", str(wait).encode()), (b"cache-control", b"no-store"), (b"connection", b"close")]
-        page = await self.error_page(scope, 403, message) if self.error_page is not None else None
-        if page is not None:
-            async def with_headers(event: dict) -> None:
-                if event["type"] == "http.response.start":
-                    names = {name for name, _ in extra}
-                    event = {**event, "headers": [*(h for h in event.get("headers", []) if h[0].lower() not in names), *extra]}
-                await send(event)
-
-            async def no_body() -> dict:
-                return {"type": "http.disconnect"}
-
-            return await page(scope, no_body, with_headers)
-        body = orjson.dumps({"error": {"code": "forbidden", "message": message}, "request_id": request_id()})
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]})
-        await send({"type": "http.response.body", "body": body})
+        await refuse(scope, send, 403, "forbidden", message, extra, self.error_page)
 
 
 def _key(address: str) -> str | None:

@@ -399,22 +399,29 @@ class RateLimitMiddleware:
         extra = [(b"retry-after", str(refusal.retry_after).encode()), (b"cache-control", b"no-store")]
         if unread_body:
             extra.append((b"connection", b"close"))  # the body is not read: the connection cannot be reused
-        page = await self.error_page(scope, 429, refusal.message) if self.error_page is not None else None
-        if page is not None:
-            async def with_headers(event: dict) -> None:
-                if event["type"] == "http.response.start":
-                    names = {name for name, _ in extra}
-                    event = {**event, "headers": [*(h for h in event.get("headers", []) if h[0].lower() not in names), *extra]}
-                await send(event)
+        await refuse(scope, send, 429, "rate_limited", refusal.message, extra, self.error_page)
 
-            async def no_body() -> dict:
-                return {"type": "http.disconnect"}
 
-            return await page(scope, no_body, with_headers)
-        body = orjson.dumps({"error": {"code": "rate_limited", "message": refusal.message}, "request_id": request_id()})
-        await send({"type": "http.response.start", "status": 429,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]})
-        await send({"type": "http.response.body", "body": body})
+async def refuse(scope: dict, send: Any, status: int, code: str, message: str, extra: list[tuple[bytes, bytes]],
+                 error_page: ErrorPage | None) -> None:
+    """Answer a refused request: the app's HTML page from ``error_page`` (with ``extra`` headers), or
+    the API's JSON error."""
+    page = await error_page(scope, status, message) if error_page is not None else None
+    if page is not None:
+        async def with_headers(event: dict) -> None:
+            if event["type"] == "http.response.start":
+                names = {name for name, _ in extra}
+                event = {**event, "headers": [*(h for h in event.get("headers", []) if h[0].lower() not in names), *extra]}
+            await send(event)
+
+        async def no_body() -> dict:
+            return {"type": "http.disconnect"}
+
+        return await page(scope, no_body, with_headers)
+    body = orjson.dumps({"error": {"code": code, "message": message}, "request_id": request_id()})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": body})
 
 
 @dataclass(frozen=True)
